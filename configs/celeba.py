@@ -1,0 +1,18 @@
+"""CelebA at 64x64x3, batch 128: the PyTorch DCGAN tutorial's setting.
+
+TFDS cannot download CelebA automatically: prepare it with TFDS (manual
+download into `data.path`), or point `--config.data.name=folder
+--config.data.path=.../img_align_celeba` at the extracted images.
+"""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.data.name = 'celeb_a'
+  config.data.image_size = 64
+  config.data.channels = 3
+  config.batch_size = 128
+  config.num_epochs = 5
+  return config

@@ -1,0 +1,47 @@
+"""Default hyperparameters: the DCGAN paper's recipe on CelebA at 64x64.
+
+Other configs import this one and override fields. Every field can also be
+overridden on the command line, e.g. `--config.batch_size=256`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.batch_size = 128  # Global, over all devices and hosts.
+  # Training length: num_train_steps if > 0, else num_epochs over the data.
+  config.num_train_steps = -1
+  config.num_epochs = 5
+
+  config.data = ml_collections.ConfigDict()
+  # A TFDS name, 'folder' (every image under data.path) or 'fake' (random
+  # images at the configured shape, for benchmarks and smoke runs).
+  config.data.name = 'celeb_a'
+  config.data.split = 'train'
+  config.data.path = ''  # Folder root, or TFDS data_dir ('' = TFDS default).
+  # TFDS datasets are only downloaded when asked for.
+  config.data.download = False
+  config.data.image_size = 64
+  config.data.channels = 3
+  config.data.shuffle_buffer = 10_000
+  config.data.prefetch_to_device = 2
+
+  config.model = ml_collections.ConfigDict()
+  config.model.nz = 100
+  config.model.ngf = 64
+  config.model.ndf = 64
+
+  config.optim = ml_collections.ConfigDict()
+  config.optim.lr_g = 2e-4
+  config.optim.lr_d = 2e-4
+  config.optim.b1 = 0.5
+  config.optim.b2 = 0.999
+
+  config.log_every_steps = 50
+  config.sample_every_steps = 500
+  config.num_samples = 64  # Images in the fixed-noise grid.
+  config.checkpoint_every_steps = 1000
+  config.max_checkpoints_to_keep = 3
+  return config

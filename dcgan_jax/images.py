@@ -1,0 +1,38 @@
+"""Converting generated images to uint8, tiling them and writing PNGs."""
+
+import math
+import os
+from typing import Optional
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+  """Maps images in [-1, 1] to uint8 [0, 255], rounding to nearest."""
+  images = np.asarray(images, np.float32)
+  return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def make_grid(images: np.ndarray, ncols: Optional[int] = None,
+              padding: int = 2) -> np.ndarray:
+  """Tiles uint8 images (N, H, W, C) into one (rows*H', cols*W', C) image."""
+  n, height, width, channels = images.shape
+  ncols = ncols or math.ceil(math.sqrt(n))
+  nrows = math.ceil(n / ncols)
+  grid = np.zeros((nrows * (height + padding) + padding,
+                   ncols * (width + padding) + padding, channels), np.uint8)
+  for i, image in enumerate(images):
+    top = padding + (i // ncols) * (height + padding)
+    left = padding + (i % ncols) * (width + padding)
+    grid[top:top + height, left:left + width] = image
+  return grid
+
+
+def save_png(path: str, image: np.ndarray) -> None:
+  """Writes a uint8 (H, W, 1 or 3) image; the file appears complete or not at all."""
+  image = image[..., 0] if image.shape[-1] == 1 else image
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = path + '.tmp'
+  Image.fromarray(image).save(tmp, format='PNG')
+  os.replace(tmp, path)

@@ -1,0 +1,115 @@
+"""The DCGAN generator and discriminator (Radford et al. 2015).
+
+The 64x64 layout is the PyTorch DCGAN tutorial's: G lifts z from 1x1 to 4x4
+with a 4x4 stride-1 transposed conv, then doubles the resolution with 4x4
+stride-2 transposed convs; D mirrors it with 4x4 stride-2 convs and ends in a
+4x4 valid conv to one logit. Other sizes change only the number of doubling
+layers and the base resolution (7x7 for 28x28 images).
+"""
+
+import functools
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# image_size -> (base resolution, number of stride-2 layers).
+ARCHITECTURES = {28: (7, 2), 32: (4, 3), 64: (4, 4), 128: (4, 5)}
+SUPPORTED_CHANNELS = (1, 3)
+
+conv_init = nn.initializers.normal(stddev=0.02)
+
+
+def bn_scale_init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
+  """BatchNorm scale ~ N(1, 0.02), as in the DCGAN paper's reference code."""
+  return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
+
+
+def check_architecture(image_size: int, channels: int) -> None:
+  """Raises ValueError naming the supported values for an unsupported shape."""
+  if image_size not in ARCHITECTURES:
+    raise ValueError(
+        f'image_size={image_size} is not supported; supported sizes: '
+        f'{", ".join(map(str, sorted(ARCHITECTURES)))}.')
+  if channels not in SUPPORTED_CHANNELS:
+    raise ValueError(
+        f'channels={channels} is not supported; supported channel counts: '
+        f'{", ".join(map(str, SUPPORTED_CHANNELS))}.')
+
+
+def _batch_norm(train: bool, axis_name: Optional[str]) -> nn.BatchNorm:
+  # momentum 0.9 / epsilon 1e-5 are PyTorch's BatchNorm2d defaults (its
+  # momentum=0.1 weighs the new batch). Under pmap the batch statistics are
+  # those of the global batch, so training does not depend on the device count.
+  return nn.BatchNorm(
+      use_running_average=not train,
+      momentum=0.9,
+      epsilon=1e-5,
+      scale_init=bn_scale_init,
+      axis_name=axis_name if train else None)
+
+
+class Generator(nn.Module):
+  """Maps z of shape (B, nz) to images (B, S, S, C) in [-1, 1]."""
+  image_size: int = 64
+  channels: int = 3
+  ngf: int = 64
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True,
+               axis_name: Optional[str] = None) -> jax.Array:
+    check_architecture(self.image_size, self.channels)
+    base, num_up = ARCHITECTURES[self.image_size]
+    conv_t = functools.partial(
+        nn.ConvTranspose, use_bias=False, kernel_init=conv_init)
+    features = self.ngf * 2 ** (num_up - 1)
+    x = z.reshape(z.shape[0], 1, 1, z.shape[-1])
+    x = conv_t(features, (base, base), padding='VALID')(x)
+    x = nn.relu(_batch_norm(train, axis_name)(x))
+    for _ in range(num_up - 1):
+      features //= 2
+      # PyTorch's ConvTranspose2d(k=4, s=2, p=1) pads the dilated input by
+      # k - 1 - p = 2 on each side.
+      x = conv_t(features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)))(x)
+      x = nn.relu(_batch_norm(train, axis_name)(x))
+    x = conv_t(self.channels, (4, 4), strides=(2, 2),
+               padding=((2, 2), (2, 2)))(x)
+    return jnp.tanh(x)
+
+
+class Discriminator(nn.Module):
+  """Maps images (B, S, S, C) to one real/fake logit per image, shape (B,)."""
+  image_size: int = 64
+  channels: int = 3
+  ndf: int = 64
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True,
+               axis_name: Optional[str] = None) -> jax.Array:
+    check_architecture(self.image_size, self.channels)
+    expected = (self.image_size, self.image_size, self.channels)
+    if x.shape[1:] != expected:
+      raise ValueError(
+          f'Discriminator expects images of shape (batch, {expected[0]}, '
+          f'{expected[1]}, {expected[2]}), got {x.shape}.')
+    base, num_down = ARCHITECTURES[self.image_size]
+    conv = functools.partial(nn.Conv, use_bias=False, kernel_init=conv_init)
+    for i in range(num_down):
+      x = conv(self.ndf * 2**i, (4, 4), strides=(2, 2),
+               padding=((1, 1), (1, 1)))(x)
+      if i > 0:  # No BatchNorm on D's first layer (Radford et al.).
+        x = _batch_norm(train, axis_name)(x)
+      x = nn.leaky_relu(x, negative_slope=0.2)
+    x = conv(1, (base, base), padding='VALID')(x)
+    return x.reshape(x.shape[0])
+
+
+def create_models(config: Any) -> tuple[Generator, Discriminator]:
+  """Builds G and D from a config's `data` and `model` fields."""
+  image_size, channels = config.data.image_size, config.data.channels
+  check_architecture(image_size, channels)
+  return (Generator(image_size=image_size, channels=channels,
+                    ngf=config.model.ngf),
+          Discriminator(image_size=image_size, channels=channels,
+                        ndf=config.model.ndf))

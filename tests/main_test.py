@@ -1,0 +1,129 @@
+"""End to end: every config trains a step under mock TFDS data, the CLIs run,
+and the README's research snippet runs as written."""
+
+import glob
+import importlib
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+import tensorflow_datasets as tfds
+
+from dcgan_jax import checkpoint
+from dcgan_jax import sample
+from dcgan_jax import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(os.path.basename(p)[:-3]
+                 for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
+                 if not p.endswith('__init__.py'))
+
+
+def _load_config(name):
+  return importlib.import_module(f'configs.{name}').get_config()
+
+
+def test_every_config_is_covered():
+  assert set(CONFIGS) == {'default', 'celeba', 'mnist', 'fashion_mnist',
+                          'kmnist', 'cifar10', 'test'}
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+def test_one_step_run_then_sample(name, tmp_path):
+  config = _load_config(name)
+  # The config's model and data shape as they are; a batch the 4 test
+  # devices divide, one step.
+  config.batch_size = 8
+  config.num_train_steps = 1
+  config.data.shuffle_buffer = 16
+  config.num_samples = 4
+  workdir = str(tmp_path)
+  with tfds.testing.mock_data(num_examples=16):
+    g_state, _ = train.train_and_evaluate(config, workdir)
+  assert int(g_state.step) == 1
+  manager = checkpoint.create_manager(workdir, read_only=True)
+  assert manager.all_steps() == [1]
+  saved = checkpoint.restore_config(manager, 1)
+  assert saved.data.name == config.data.name
+  size, channels = config.data.image_size, config.data.channels
+  assert os.path.exists(os.path.join(workdir, 'samples', '0000001.png'))
+  assert glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))
+
+  images = sample.generate_images(workdir, num=3)
+  assert images.shape == (3, size, size, channels)
+  assert images.dtype == np.uint8
+
+
+def _run(module, *args):
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  result = subprocess.run([sys.executable, '-m', module, *args], cwd=REPO,
+                          env=env, capture_output=True, text=True,
+                          timeout=600)
+  return result
+
+
+def test_cli_train_resume_and_sample(tmp_path):
+  workdir = str(tmp_path / 'run')
+  result = _run('dcgan_jax.main', '--config=configs/test.py',
+                f'--workdir={workdir}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'd_real=' in result.stderr and 'd_fake_after=' in result.stderr
+  assert 'steps/s' in result.stderr and 'ETA' in result.stderr
+  assert 'Generator' in result.stderr and 'Discriminator' in result.stderr
+  assert sorted(os.listdir(os.path.join(workdir, 'samples'))) == [
+      '0000000.png', '0000002.png', '0000004.png']
+
+  # A restarted run with a longer schedule resumes from the latest step.
+  result = _run('dcgan_jax.main', '--config=configs/test.py',
+                f'--workdir={workdir}', '--config.num_train_steps=6')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert re.search(r'Resumed from \S+ at step 4', result.stderr)
+  manager = checkpoint.create_manager(workdir, read_only=True)
+  assert manager.latest_step() == 6
+
+  npz = str(tmp_path / 'out.npz')
+  result = _run('dcgan_jax.sample', f'--workdir={workdir}', '--num=5',
+                f'--out={npz}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  with np.load(npz) as data:
+    assert data['images'].shape == (5, 28, 28, 1)
+    assert data['images'].dtype == np.uint8
+
+  pngs = str(tmp_path / 'pngs')
+  assert _run('dcgan_jax.sample', f'--workdir={workdir}', '--num=3',
+              f'--out={pngs}').returncode == 0
+  assert sorted(os.listdir(pngs)) == ['000000.png', '000001.png',
+                                      '000002.png']
+  assert Image.open(os.path.join(pngs, '000000.png')).size == (28, 28)
+
+  grid = str(tmp_path / 'grid.png')
+  assert _run('dcgan_jax.sample', f'--workdir={workdir}', '--num=16',
+              f'--out={grid}', '--grid').returncode == 0
+  assert Image.open(grid).size == (4 * 30 + 2, 4 * 30 + 2)
+
+
+def test_sample_without_checkpoints_fails_clearly(tmp_path):
+  result = _run('dcgan_jax.sample', f'--workdir={tmp_path}', '--num=2',
+                f'--out={tmp_path / "x.npz"}')
+  assert result.returncode != 0
+  assert 'No checkpoints in' in result.stderr
+
+
+def test_batch_not_divisible_fails_before_training(tmp_path):
+  config = _load_config('test')
+  config.batch_size = 6
+  with pytest.raises(ValueError, match=r'batch_size=6 .* devices \(4\)'):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert not os.path.exists(os.path.join(tmp_path, 'checkpoints'))
+
+
+def test_readme_snippet_runs_as_written():
+  with open(os.path.join(REPO, 'README.md')) as f:
+    readme = f.read()
+  section = readme.split('## Using the steps in your own code', 1)[1]
+  code = re.search(r'```python\n(.*?)```', section, re.S).group(1)
+  exec(compile(code, 'README.md', 'exec'), {'__name__': 'readme'})  # pylint: disable=exec-used

@@ -1,0 +1,93 @@
+"""Shapes, value ranges, initialisation and parameter counts of G and D."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dcgan_jax import models
+from dcgan_jax import steps
+from tests.conftest import tiny_config
+
+
+def _count(tree) -> int:
+  return sum(x.size for x in jax.tree.leaves(tree))
+
+
+@pytest.mark.parametrize('channels', [1, 3])
+@pytest.mark.parametrize('image_size', [28, 32, 64, 128])
+def test_shapes_and_ranges(image_size, channels):
+  config = tiny_config(image_size, channels)
+  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  z = jax.random.normal(jax.random.key(1), (4, config.model.nz))
+  fake = steps.generate(g_state, z)
+  assert fake.shape == (4, image_size, image_size, channels)
+  assert float(jnp.min(fake)) >= -1.0 and float(jnp.max(fake)) <= 1.0
+  fake_train, _ = g_state.apply_fn(
+      {'params': g_state.params, 'batch_stats': g_state.batch_stats}, z,
+      train=True, mutable=['batch_stats'])
+  # With batch statistics the pre-tanh activations are O(1): the output
+  # spreads over the range instead of sitting at 0 or saturating.
+  assert 0.05 < float(jnp.std(fake_train)) < 0.99
+  logits = d_state.apply_fn(
+      {'params': d_state.params, 'batch_stats': d_state.batch_stats}, fake,
+      train=False)
+  assert logits.shape == (4,)
+  assert bool(jnp.all(jnp.isfinite(logits)))
+
+
+def test_pytorch_reference_parameter_counts():
+  config = tiny_config(64, 3, width=64, nz=100)
+  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  assert _count(g_state.params) == 3_576_704
+  assert _count(d_state.params) == 2_765_568
+  # Running statistics are state, not trainable parameters.
+  assert 'mean' not in str(jax.tree_util.tree_structure(g_state.params))
+
+
+def test_init_statistics():
+  config = tiny_config(64, 3, width=64, nz=100)
+  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  for params in (g_state.params, d_state.params):
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    kernels = np.concatenate([np.ravel(v) for p, v in flat
+                              if 'kernel' in jax.tree_util.keystr(p)])
+    scales = np.concatenate([np.ravel(v) for p, v in flat
+                             if 'scale' in jax.tree_util.keystr(p)])
+    biases = np.concatenate([np.ravel(v) for p, v in flat
+                             if 'bias' in jax.tree_util.keystr(p)])
+    assert abs(kernels.mean()) < 1e-3
+    assert kernels.std() == pytest.approx(0.02, rel=0.02)
+    assert scales.mean() == pytest.approx(1.0, abs=3e-3)
+    assert scales.std() == pytest.approx(0.02, rel=0.15)
+    assert np.all(biases == 0.0)
+    # No conv biases: BatchNorm follows every conv but the first of D and
+    # the last of each, as in the reference.
+    assert not any('Conv' in jax.tree_util.keystr(p) and 'bias' in
+                   jax.tree_util.keystr(p) for p, _ in flat)
+
+
+def test_discriminator_has_no_batchnorm_on_first_layer():
+  config = tiny_config(64, 3)
+  _, d_state = steps.create_train_states(config, jax.random.key(0))
+  # 4 stride-2 convs at 64x64: BatchNorm after the last three only.
+  assert sorted(d_state.params) == [
+      'BatchNorm_0', 'BatchNorm_1', 'BatchNorm_2',
+      'Conv_0', 'Conv_1', 'Conv_2', 'Conv_3', 'Conv_4']
+  assert d_state.params['BatchNorm_0']['scale'].shape == (16,)  # After Conv_1.
+
+
+@pytest.mark.parametrize('image_size,channels,match', [
+    (48, 3, 'image_size=48 is not supported; supported sizes: 28, 32, 64, 128'),
+    (64, 2, 'channels=2 is not supported; supported channel counts: 1, 3'),
+])
+def test_unsupported_shapes_fail_clearly(image_size, channels, match):
+  with pytest.raises(ValueError, match=match):
+    steps.create_train_states(tiny_config(image_size, channels),
+                              jax.random.key(0))
+
+
+def test_discriminator_rejects_wrong_image_shape():
+  d = models.Discriminator(image_size=32, channels=3, ndf=8)
+  with pytest.raises(ValueError, match=r'\(batch, 32, 32, 3\)'):
+    d.init(jax.random.key(0), jnp.zeros((2, 28, 28, 1)), train=False)
