@@ -127,3 +127,13 @@ def test_readme_snippet_runs_as_written():
   section = readme.split('## Using the steps in your own code', 1)[1]
   code = re.search(r'```python\n(.*?)```', section, re.S).group(1)
   exec(compile(code, 'README.md', 'exec'), {'__name__': 'readme'})  # pylint: disable=exec-used
+
+
+def test_models_steps_and_sampling_import_without_tensorflow():
+  code = ('import sys\n'
+          'import dcgan_jax.models, dcgan_jax.losses, dcgan_jax.steps\n'
+          'import dcgan_jax.checkpoint, dcgan_jax.images, dcgan_jax.sample\n'
+          'assert "tensorflow" not in sys.modules, "tensorflow was imported"\n')
+  result = subprocess.run([sys.executable, '-c', code], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
