@@ -31,7 +31,11 @@ def create_manager(workdir: str, max_to_keep: Optional[int] = None,
 def save(manager: ocp.CheckpointManager, step: int,
          g_state: steps.GeneratorState, d_state: steps.TrainState,
          config: ml_collections.ConfigDict) -> None:
-  """Starts saving both states (host copies, unreplicated) and the config."""
+  """Starts an async save of both states and the config.
+
+  `manager.wait_until_finished()` waits for it; the step's directory only
+  appears, complete, once the save has been committed.
+  """
   manager.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave({'g': g_state, 'd': d_state}),
       config=ocp.args.JsonSave(config.to_dict())))

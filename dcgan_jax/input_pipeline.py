@@ -10,6 +10,7 @@ import gzip
 import os
 from typing import Any, Callable, Iterator
 
+from absl import logging
 import jax
 import numpy as np
 import tensorflow as tf
@@ -112,6 +113,8 @@ def _tfds_source(config: Any, seed: int) -> Source:
   except (tfds.core.DatasetNotFoundError, AssertionError) as e:
     if (config.data.name == 'fashion_mnist' and
         os.path.isdir(DEBIAN_FASHION_MNIST_DIR)):
+      logging.info('No prepared TFDS fashion_mnist; reading the IDX files in '
+                   '%s.', DEBIAN_FASHION_MNIST_DIR)
       images = read_fashion_mnist_idx(DEBIAN_FASHION_MNIST_DIR,
                                       config.data.split)
       images = images[jax.process_index()::jax.process_count()]

@@ -113,10 +113,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                       grid)
       writer.write_images(step, {'samples': grid[None]})
 
-  def save_checkpoint(step: int) -> None:
-    checkpoint.save(manager, step,
-                    *jax.device_get(jax_utils.unreplicate((g_state, d_state))),
-                    config)
+  def host_states() -> tuple[steps.GeneratorState, steps.TrainState]:
+    return jax.device_get(jax_utils.unreplicate((g_state, d_state)))
 
   # Training loop.
   hooks = []
@@ -148,10 +146,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     if step % config.sample_every_steps == 0 or step == total_steps:
       write_samples(step)
     if step % config.checkpoint_every_steps == 0 or step == total_steps:
-      save_checkpoint(step)
+      checkpoint.save(manager, step, *host_states(), config)
   manager.wait_until_finished()
   writer.flush()
-  return jax.device_get(jax_utils.unreplicate((g_state, d_state)))
+  return host_states()
 
 
 def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:

@@ -12,6 +12,8 @@ os.environ['XLA_FLAGS'] = (
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import ml_collections  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def tiny_config(image_size: int = 28, channels: int = 1, batch_size: int = 16,
@@ -24,3 +26,30 @@ def tiny_config(image_size: int = 28, channels: int = 1, batch_size: int = 16,
       'model': {'nz': nz, 'ngf': width, 'ndf': width},
       'optim': {'lr_g': 2e-4, 'lr_d': 2e-4, 'b1': 0.5, 'b2': 0.999},
   })
+
+
+def write_image_folder(root: str, count: int = 12) -> list[str]:
+  """Mixed formats, modes and sizes, nested at several depths."""
+  rng = np.random.default_rng(0)
+  paths = []
+  for i in range(count):
+    sub = os.path.join(root, f'class_{i % 3}', 'nested' if i % 2 else '')
+    os.makedirs(sub, exist_ok=True)
+    h, w = int(rng.integers(20, 60)), int(rng.integers(20, 60))
+    pixels = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    kind = i % 5
+    if kind == 0:
+      image, name = Image.fromarray(pixels[..., :3]), f'{i}.jpg'
+    elif kind == 1:
+      image, name = Image.fromarray(pixels[..., 0]), f'{i}.png'  # Grayscale.
+    elif kind == 2:
+      image, name = Image.fromarray(pixels, 'RGBA'), f'{i}.PNG'
+    elif kind == 3:
+      image, name = Image.fromarray(pixels[..., :3]).convert('P'), f'{i}.gif'
+    else:
+      image, name = Image.fromarray(pixels[..., :3]), f'{i}.bmp'
+    image.save(os.path.join(sub, name))
+    paths.append(os.path.join(sub, name))
+  with open(os.path.join(root, 'notes.txt'), 'w') as f:
+    f.write('not an image')
+  return paths

@@ -7,10 +7,10 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
-from PIL import Image
 import tensorflow as tf
 
 from dcgan_jax import input_pipeline
+from tests.conftest import write_image_folder
 
 
 def _config(name='folder', path='', image_size=32, channels=3, batch_size=8):
@@ -22,36 +22,9 @@ def _config(name='folder', path='', image_size=32, channels=3, batch_size=8):
   })
 
 
-def _write_images(root, count=12):
-  """Mixed formats, modes and sizes, nested at several depths."""
-  rng = np.random.default_rng(0)
-  paths = []
-  for i in range(count):
-    sub = os.path.join(root, f'class_{i % 3}', 'nested' if i % 2 else '')
-    os.makedirs(sub, exist_ok=True)
-    h, w = int(rng.integers(20, 60)), int(rng.integers(20, 60))
-    pixels = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
-    kind = i % 5
-    if kind == 0:
-      image, name = Image.fromarray(pixels[..., :3]), f'{i}.jpg'
-    elif kind == 1:
-      image, name = Image.fromarray(pixels[..., 0]), f'{i}.png'  # Grayscale.
-    elif kind == 2:
-      image, name = Image.fromarray(pixels, 'RGBA'), f'{i}.PNG'
-    elif kind == 3:
-      image, name = Image.fromarray(pixels[..., :3]).convert('P'), f'{i}.gif'
-    else:
-      image, name = Image.fromarray(pixels[..., :3]), f'{i}.bmp'
-    image.save(os.path.join(sub, name))
-    paths.append(os.path.join(sub, name))
-  with open(os.path.join(root, 'notes.txt'), 'w') as f:
-    f.write('not an image')
-  return paths
-
-
 @pytest.mark.parametrize('channels', [1, 3])
 def test_folder_batches_have_device_layout_and_range(tmp_path, channels):
-  paths = _write_images(str(tmp_path))
+  paths = write_image_folder(str(tmp_path))
   assert len(input_pipeline.list_image_files(str(tmp_path))) == len(paths)
   it, num_examples = input_pipeline.create_dataset(
       _config(path=str(tmp_path), channels=channels))
@@ -64,7 +37,7 @@ def test_folder_batches_have_device_layout_and_range(tmp_path, channels):
 
 
 def test_same_seed_same_batches(tmp_path):
-  _write_images(str(tmp_path))
+  write_image_folder(str(tmp_path))
   config = _config(path=str(tmp_path))
   first = [next(input_pipeline.create_dataset(config)[0]) for _ in range(2)]
   np.testing.assert_array_equal(first[0], first[1])
@@ -104,7 +77,7 @@ def test_missing_or_empty_folder_fails_with_path(tmp_path):
 
 
 def test_dataset_smaller_than_a_batch_fails(tmp_path):
-  _write_images(str(tmp_path), count=3)
+  write_image_folder(str(tmp_path), count=3)
   with pytest.raises(ValueError, match='3 examples .* one batch of 8'):
     input_pipeline.create_dataset(_config(path=str(tmp_path)))
 

@@ -16,6 +16,7 @@ import tensorflow_datasets as tfds
 from dcgan_jax import checkpoint
 from dcgan_jax import sample
 from dcgan_jax import train
+from tests.conftest import write_image_folder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(os.path.basename(p)[:-3]
@@ -56,6 +57,19 @@ def test_one_step_run_then_sample(name, tmp_path):
   images = sample.generate_images(workdir, num=3)
   assert images.shape == (3, size, size, channels)
   assert images.dtype == np.uint8
+
+
+def test_one_step_run_on_an_image_folder(tmp_path):
+  write_image_folder(str(tmp_path / 'images'), count=16)
+  config = _load_config('test')
+  config.data.name = 'folder'
+  config.data.path = str(tmp_path / 'images')
+  config.data.image_size, config.data.channels = 32, 3
+  config.num_train_steps = 1
+  workdir = str(tmp_path / 'run')
+  g_state, _ = train.train_and_evaluate(config, workdir)
+  assert int(g_state.step) == 1
+  assert sample.generate_images(workdir, num=2).shape == (2, 32, 32, 3)
 
 
 def _run(module, *args):
