@@ -1,18 +1,13 @@
-"""Fashion-MNIST at its native 28x28x1.
-Without a prepared TFDS copy, the training images are read from Debian's
-dataset-fashion-mnist package (/usr/share/datasets/fashion-mnist)."""
+"""Fashion-MNIST at its native 28x28x1, with MNIST's settings.
 
-from configs import default
+Without a prepared TFDS copy, the training images are read from Debian's
+dataset-fashion-mnist package (/usr/share/datasets/fashion-mnist).
+"""
+
+from configs import mnist
 
 
 def get_config():
-  config = default.get_config()
+  config = mnist.get_config()
   config.data.name = 'fashion_mnist'
-  config.data.image_size = 28
-  config.data.channels = 1
-  config.batch_size = 128
-  config.num_epochs = 25
-  config.log_every_steps = 100
-  config.sample_every_steps = 469  # About once per epoch.
-  config.checkpoint_every_steps = 469
   return config

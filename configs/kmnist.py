@@ -1,16 +1,9 @@
-"""Kuzushiji-MNIST at its native 28x28x1."""
+"""Kuzushiji-MNIST at its native 28x28x1, with MNIST's settings."""
 
-from configs import default
+from configs import mnist
 
 
 def get_config():
-  config = default.get_config()
+  config = mnist.get_config()
   config.data.name = 'kmnist'
-  config.data.image_size = 28
-  config.data.channels = 1
-  config.batch_size = 128
-  config.num_epochs = 25
-  config.log_every_steps = 100
-  config.sample_every_steps = 469  # About once per epoch.
-  config.checkpoint_every_steps = 469
   return config

@@ -1,4 +1,4 @@
-"""MNIST at its native 28x28x1."""
+"""MNIST at its native 28x28x1; Fashion-MNIST and KMNIST reuse this setup."""
 
 from configs import default
 
