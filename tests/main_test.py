@@ -33,6 +33,25 @@ def test_every_config_is_covered():
                           'kmnist', 'cifar10', 'test'}
 
 
+REQUIRED_KEYS = (
+    'seed', 'batch_size', 'num_train_steps', 'num_epochs', 'data.name',
+    'data.path', 'data.image_size', 'data.channels', 'model.nz', 'model.ngf',
+    'model.ndf', 'optim.lr_g', 'optim.lr_d', 'optim.b1', 'optim.b2',
+    'log_every_steps', 'sample_every_steps', 'checkpoint_every_steps')
+
+
+@pytest.mark.parametrize('name', CONFIGS)
+def test_config_has_every_documented_key(name):
+  config = _load_config(name)
+  for key in REQUIRED_KEYS:
+    value = config
+    for part in key.split('.'):
+      assert part in value, f'configs/{name}.py lacks {key}'
+      value = value[part]
+  assert (config.optim.lr_g, config.optim.b1, config.optim.b2) == (
+      2e-4, 0.5, 0.999)
+
+
 @pytest.mark.parametrize('name', CONFIGS)
 def test_one_step_run_then_sample(name, tmp_path):
   config = _load_config(name)
