@@ -25,7 +25,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.download = False
   config.data.image_size = 64
   config.data.channels = 3
+  # TFDS records shuffled together within an epoch (folders and in-memory
+  # arrays are shuffled whole).
   config.data.shuffle_buffer = 10_000
+  config.data.random_flip = False  # Random horizontal flips.
+  # Folder: skip unreadable or truncated files, up to this fraction of them.
+  config.data.max_bad_fraction = 0.01
   config.data.prefetch_to_device = 2
 
   config.model = ml_collections.ConfigDict()

@@ -18,7 +18,8 @@ def _config(name='folder', path='', image_size=32, channels=3, batch_size=8):
       'seed': 0, 'batch_size': batch_size,
       'data': {'name': name, 'split': 'train', 'path': path,
                'download': False, 'image_size': image_size,
-               'channels': channels, 'shuffle_buffer': 64},
+               'channels': channels, 'shuffle_buffer': 64,
+               'random_flip': False, 'max_bad_fraction': 0.01},
   })
 
 
