@@ -16,7 +16,7 @@ import functools
 import gzip
 import io
 import os
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from absl import logging
 import jax
@@ -152,8 +152,13 @@ class Source:
   shuffle_buffer: int  # Records shuffled together within an epoch.
 
 
+def host_share(items: Sequence[Any]) -> Sequence[Any]:
+  """This host's disjoint share of items; shares differ in size by <= 1."""
+  return items[jax.process_index()::jax.process_count()]
+
+
 def _array_source(images: np.ndarray) -> Source:
-  images = images[jax.process_index()::jax.process_count()]
+  images = host_share(images)
   return Source(tf.data.Dataset.from_tensor_slices(images), _identity,
                 len(images), len(images))
 
@@ -255,7 +260,7 @@ def _folder_source(config: Any) -> Source:
   """This host's disjoint share of the readable images under data.path."""
   files = check_image_files(list_image_files(config.data.path),
                             config.data.max_bad_fraction)
-  files = files[jax.process_index()::jax.process_count()]
+  files = host_share(files)
   return Source(
       tf.data.Dataset.from_tensor_slices(files).map(tf.io.read_file),
       _encoded_decoder(config.data.image_size), len(files), len(files))

@@ -1,13 +1,16 @@
 """Input pipelines on data the tests make: image folders, IDX files, fake."""
 
 import gzip
+import io
 import os
 
 import jax
 import ml_collections
 import numpy as np
 import pytest
+from PIL import Image
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from dcgan_jax import input_pipeline
 from tests.conftest import write_image_folder
@@ -131,3 +134,151 @@ def test_debian_fashion_mnist_is_the_default_dataset_offline(tmp_path):
   assert batch.shape == (4, 2, 28, 28, 1)
   # Clothing on a black background: most pixels are at the minimum.
   assert np.mean(batch == -1.0) > 0.3
+
+
+def _write_colours(root, count):
+  """Images of one flat grey level each, so a batch tells which it holds."""
+  os.makedirs(root, exist_ok=True)
+  levels = np.linspace(0, 255, count).round().astype(np.uint8)
+  for i, level in enumerate(levels):
+    Image.fromarray(np.full((40, 48, 3), level, np.uint8)).save(
+        os.path.join(root, f'{i:03d}.png'))
+  return levels
+
+
+def _levels(batch):
+  """The grey level (0..255) of each image in a batch, in order."""
+  flat = batch.reshape((-1,) + batch.shape[2:])
+  return np.rint((flat.mean(axis=(1, 2, 3)) + 1.0) * 127.5).astype(int)
+
+
+def test_each_epoch_visits_every_image_once_in_a_new_order(tmp_path):
+  levels = _write_colours(str(tmp_path), 16)
+  it, _ = input_pipeline.create_dataset(_config(path=str(tmp_path)))
+  epochs = [np.concatenate([_levels(next(it)) for _ in range(2)])
+            for _ in range(3)]
+  for epoch in epochs:
+    assert sorted(epoch) == sorted(levels)
+  assert not np.array_equal(epochs[0], epochs[1])
+
+
+@pytest.mark.parametrize('start_step', [1, 2, 5])
+def test_resumed_stream_equals_uninterrupted_stream(tmp_path, start_step):
+  # 16 images, 8 per step: step 5 starts inside the third epoch.
+  _write_colours(str(tmp_path / 'folder'), 16)
+  for config in (_config(path=str(tmp_path / 'folder')),
+                 _config(name='fake', image_size=28, channels=1)):
+    config.data.random_flip = True
+    uninterrupted, _ = input_pipeline.create_dataset(config)
+    expected = [next(uninterrupted) for _ in range(start_step + 3)]
+    resumed, _ = input_pipeline.create_dataset(config, start_step=start_step)
+    for want in expected[start_step:]:
+      np.testing.assert_array_equal(next(resumed), want)
+
+
+def test_tfds_stream_resumes_exactly(tmp_path):
+  config = _config(name='mnist', path=str(tmp_path), image_size=28,
+                   channels=1)
+  with tfds.testing.mock_data(num_examples=24):
+    uninterrupted, num_examples = input_pipeline.create_dataset(config)
+    expected = [next(uninterrupted) for _ in range(6)]
+    resumed, _ = input_pipeline.create_dataset(config, start_step=4)
+    got = [next(resumed) for _ in range(2)]
+  assert num_examples == 24
+  for want, have in zip(expected[4:], got):
+    np.testing.assert_array_equal(have, want)
+
+
+def test_random_flip_is_seeded_and_flips_some(tmp_path):
+  image = np.zeros((32, 32, 3), np.uint8)
+  image[:, :16] = 255  # Left half white.
+  for i in range(16):
+    Image.fromarray(image).save(tmp_path / f'{i}.png')
+  config = _config(path=str(tmp_path), batch_size=16)
+  plain = next(input_pipeline.create_dataset(config)[0]).reshape(16, 32, 32, 3)
+  assert np.all(plain[:, :, 0] == 1.0)  # Left column white: not flipped.
+  config.data.random_flip = True
+  batch = next(input_pipeline.create_dataset(config)[0]).reshape(16, 32, 32, 3)
+  flipped = batch[:, 0, 0, 0] < 0  # Left column black: flipped.
+  assert 0 < flipped.sum() < 16
+  np.testing.assert_array_equal(batch[flipped], plain[flipped][:, :, ::-1])
+  np.testing.assert_array_equal(batch[~flipped], plain[~flipped])
+  again = next(input_pipeline.create_dataset(config)[0]).reshape(batch.shape)
+  np.testing.assert_array_equal(again, batch)
+
+
+def test_hosts_read_disjoint_balanced_shares(tmp_path, monkeypatch):
+  _write_colours(str(tmp_path), 33)
+  files = input_pipeline.list_image_files(str(tmp_path))
+  shares, counts = [], []
+  monkeypatch.setattr(jax, 'process_count', lambda: 2)
+  for process in range(2):
+    monkeypatch.setattr(jax, 'process_index', lambda p=process: p)
+    shares.append(input_pipeline.host_share(files))
+    counts.append(input_pipeline._folder_source(  # pylint: disable=protected-access
+        _config(path=str(tmp_path))).num_examples)
+  assert not set(shares[0]) & set(shares[1])
+  assert sorted(shares[0] + shares[1]) == files
+  assert counts == [17, 16]
+
+
+def test_bad_files_are_skipped_and_named(tmp_path, caplog):
+  good = _write_colours(str(tmp_path), 200)
+  jpeg = io.BytesIO()
+  Image.fromarray(np.full((40, 40, 3), 9, np.uint8)).save(jpeg, 'JPEG')
+  (tmp_path / 'truncated.jpg').write_bytes(jpeg.getvalue()[:300])
+  (tmp_path / 'empty.png').write_bytes(b'')
+  (tmp_path / 'notes.gif').write_bytes(b'plain text, not a GIF')
+  files = input_pipeline.list_image_files(str(tmp_path))
+  assert len(files) == 203
+  kept = input_pipeline.check_image_files(files, 0.02)
+  assert len(kept) == len(good)
+  assert '3 of 203 image files are unreadable or truncated' in caplog.text
+  for name in ('truncated.jpg', 'empty.png', 'notes.gif'):
+    assert name in caplog.text
+  with pytest.raises(ValueError, match=r'3 of 203 .*max_bad_fraction=0.01'):
+    input_pipeline.check_image_files(files, 0.01)
+  # Through the pipeline: the run starts on the good files.
+  config = _config(path=str(tmp_path))
+  config.data.max_bad_fraction = 0.02
+  it, num_examples = input_pipeline.create_dataset(config)
+  assert num_examples == 200
+  assert next(it).shape == (4, 2, 32, 32, 3)
+
+
+def test_webp_and_animated_gif_decode(tmp_path):
+  if not input_pipeline.PIL.features.check('webp'):
+    pytest.skip('Pillow built without WebP')
+  red = np.zeros((40, 40, 3), np.uint8)
+  red[..., 0] = 255
+  frames = [Image.fromarray(red), Image.fromarray(255 - red)]
+  for i in range(2):
+    Image.fromarray(red).save(tmp_path / f'red{i}.webp', lossless=True)
+    frames[0].save(tmp_path / f'anim{i}.gif', save_all=True,
+                   append_images=frames[1:])
+  it, num_examples = input_pipeline.create_dataset(
+      _config(path=str(tmp_path), batch_size=4))
+  assert num_examples == 4
+  images = next(it).reshape(4, 32, 32, 3)
+  # Both decode to the red first frame (1, -1, -1), give or take rounding.
+  np.testing.assert_allclose(images.mean(axis=(1, 2)),
+                             np.tile([1.0, -1.0, -1.0], (4, 1)), atol=0.02)
+
+
+def test_downscaling_follows_torchvision_resize(tmp_path):
+  """Against Pillow's antialiased bilinear resize (torchvision's Resize)."""
+  rng = np.random.default_rng(0)
+  yy, xx = np.mgrid[:218, :178]
+  image = (128 + 60 * np.sin(xx[..., None] / 9.0 + rng.uniform(0, 6, 3))
+           + 50 * np.cos(yy[..., None] / 13.0)).clip(0, 255).astype(np.uint8)
+  reference = Image.fromarray(image).resize((64, 78), Image.BILINEAR)
+  reference = np.asarray(reference, np.float32)[7:71] / 127.5 - 1.0
+  got = input_pipeline.preprocess(tf.constant(image), 64, 3).numpy()
+  assert got.shape == reference.shape
+  assert np.mean(np.abs(got - reference)) < 0.02
+  # Through the JPEG path too (DCT-domain downscaling in the decoder).
+  Image.fromarray(image).save(tmp_path / 'a.jpg', quality=95)
+  decoded = input_pipeline._encoded_decoder(64)(  # pylint: disable=protected-access
+      tf.io.read_file(str(tmp_path / 'a.jpg')))
+  from_jpeg = input_pipeline.preprocess(decoded, 64, 3).numpy()
+  assert np.mean(np.abs(from_jpeg - reference)) < 0.03
