@@ -358,6 +358,9 @@ def create_dataset(config: Any, start_step: int = 0
     return image
 
   ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+  # A file that passed the start-up scan but still fails to decode (damage
+  # inside it) is dropped with a logged warning rather than ending the run.
+  ds = ds.ignore_errors(log_warning=True)
   ds = ds.batch(local_batch, drop_remainder=True)
   ds = ds.map(lambda x: tf.reshape(
       x, (local_devices, per_device, size, size, channels)))

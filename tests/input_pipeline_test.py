@@ -238,12 +238,19 @@ def test_bad_files_are_skipped_and_named(tmp_path, caplog):
     assert name in caplog.text
   with pytest.raises(ValueError, match=r'3 of 203 .*max_bad_fraction=0.01'):
     input_pipeline.check_image_files(files, 0.01)
-  # Through the pipeline: the run starts on the good files.
+  # Through the pipeline: the run starts on the good files, and one damaged
+  # inside (intact signature and end marker) is dropped when it fails to
+  # decode.
+  damaged = bytearray((tmp_path / '000.png').read_bytes())
+  damaged[40:60] = b'\x00' * 20
+  (tmp_path / '000.png').write_bytes(bytes(damaged))
   config = _config(path=str(tmp_path))
   config.data.max_bad_fraction = 0.02
   it, num_examples = input_pipeline.create_dataset(config)
   assert num_examples == 200
-  assert next(it).shape == (4, 2, 32, 32, 3)
+  seen = np.concatenate([_levels(next(it)) for _ in range(50)])
+  assert 0 not in seen  # 000.png was the black one.
+  assert set(seen) == set(good[1:])
 
 
 def test_webp_and_animated_gif_decode(tmp_path):
