@@ -1,18 +1,34 @@
-"""Orbax checkpoints of a run: both train states and the run's config.
+"""Orbax checkpoints of a run: what is kept, how it is found again.
 
-Each checkpoint step holds two items: `state` ({'g': g_state, 'd': d_state})
-and `config` (JSON), so a checkpoint alone is enough to rebuild the models.
+Each checkpoint step under `workdir/checkpoints` holds two items: `state`
+({'g': g_state, 'd': d_state, 'rng': the run's base key}, all arrays) and
+`meta` (JSON: the run's config and the data position). Saves are atomic
+(Orbax writes a temporary directory and renames it when complete), so a
+kill during a save leaves the earlier checkpoints as they were. A checkpoint
+that cannot be read is moved to `workdir/checkpoints_unreadable` (never
+deleted) and the previous one is used.
+
+`workdir/checkpoints_best` is a second slot keeping the single best
+checkpoint by a metric, for evaluation to fill.
 """
 
 import logging
 import os
-from typing import Optional
+import shutil
+from typing import Any, Optional
 
 from absl import logging as absl_logging
+import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 from dcgan_jax import steps
+
+# Config keys a resumed run may not change: they change the networks' shapes
+# or the data they learn from.
+PROTECTED_KEYS = ('data.name', 'data.image_size', 'data.channels',
+                  'model.nz', 'model.ngf', 'model.ndf')
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -20,42 +36,124 @@ def checkpoint_dir(workdir: str) -> str:
 
 
 def create_manager(workdir: str, max_to_keep: Optional[int] = None,
-                   read_only: bool = False) -> ocp.CheckpointManager:
-  """The run's checkpoint manager, under `workdir/checkpoints`."""
+                   read_only: bool = False, best_metric: Optional[str] = None,
+                   best_mode: str = 'min') -> ocp.CheckpointManager:
+  """The run's checkpoint manager, or with best_metric its best slot.
+
+  Args:
+    workdir: the run's directory.
+    max_to_keep: newest checkpoints kept (None: all).
+    read_only: open existing checkpoints without creating anything.
+    best_metric: if set, the manager of `workdir/checkpoints_best`, which
+      keeps the one checkpoint with the best value of this metric.
+    best_mode: 'min' or 'max': which values of best_metric are better.
+  """
+  directory = checkpoint_dir(workdir)
   options = ocp.CheckpointManagerOptions(
       max_to_keep=max_to_keep, create=not read_only, read_only=read_only)
-  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options,
-                               item_names=('state', 'config'))
+  if best_metric:
+    directory += '_best'
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=1, create=not read_only, read_only=read_only,
+        best_fn=lambda metrics: metrics[best_metric], best_mode=best_mode,
+        keep_checkpoints_without_metrics=False)
+  return ocp.CheckpointManager(directory, options=options,
+                               item_names=('state', 'meta'))
 
 
 def save(manager: ocp.CheckpointManager, step: int,
          g_state: steps.GeneratorState, d_state: steps.TrainState,
-         config: ml_collections.ConfigDict) -> None:
-  """Starts an async save of both states and the config.
+         rng: jax.Array, config: ml_collections.ConfigDict,
+         metrics: Optional[dict[str, float]] = None) -> None:
+  """Starts an async save of a step; `wait` (or the next save) finishes it.
 
-  `manager.wait_until_finished()` waits for it; the step's directory only
-  appears, complete, once the save has been committed.
+  Raises:
+    RuntimeError: naming the step and directory, if the save fails.
   """
-  manager.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave({'g': g_state, 'd': d_state}),
-      config=ocp.args.JsonSave(config.to_dict())))
+  state = {'g': g_state, 'd': d_state, 'rng': jax.random.key_data(rng)}
+  meta = {'config': config.to_dict(),
+          'data': {'step': step, 'examples_seen': step * config.batch_size}}
+  try:
+    manager.save(step, metrics=metrics, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+  except Exception as e:  # pylint: disable=broad-except
+    raise RuntimeError(
+        f'Saving the checkpoint for step {step} in {manager.directory} '
+        f'failed: {e}. Earlier checkpoints are untouched.') from e
 
 
-def restore_states(manager: ocp.CheckpointManager, step: int,
-                   g_state: steps.GeneratorState, d_state: steps.TrainState
-                   ) -> tuple[steps.GeneratorState, steps.TrainState]:
-  """Restores the states saved at `step` into the structure of the given ones."""
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore({'g': g_state, 'd': d_state})))
-  return restored.state['g'], restored.state['d']
+def wait(manager: ocp.CheckpointManager) -> None:
+  """Waits for pending saves; raises RuntimeError if one failed."""
+  try:
+    manager.wait_until_finished()
+  except Exception as e:  # pylint: disable=broad-except
+    raise RuntimeError(
+        f'Writing a checkpoint in {manager.directory} failed: {e}. Earlier '
+        'checkpoints are untouched.') from e
 
 
 def restore_config(manager: ocp.CheckpointManager,
                    step: int) -> ml_collections.ConfigDict:
   """The config of the run that saved `step`."""
   restored = manager.restore(step, args=ocp.args.Composite(
-      config=ocp.args.JsonRestore()))
-  return ml_collections.ConfigDict(restored.config)
+      meta=ocp.args.JsonRestore()))
+  return ml_collections.ConfigDict(restored.meta['config'])
+
+
+def restore(manager: ocp.CheckpointManager, step: int,
+            g_state: steps.GeneratorState, d_state: steps.TrainState,
+            rng: jax.Array
+            ) -> tuple[steps.GeneratorState, steps.TrainState, jax.Array]:
+  """Restores a step's states and base key into the given structures."""
+  target = {'g': g_state, 'd': d_state, 'rng': jax.random.key_data(rng)}
+  state = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(target))).state
+  rng = jax.random.wrap_key_data(np.asarray(state['rng']),
+                                 impl=jax.random.key_impl(rng))
+  return state['g'], state['d'], rng
+
+
+def restore_latest_good(
+    manager: ocp.CheckpointManager, workdir: str,
+    config: ml_collections.ConfigDict, g_state: steps.GeneratorState,
+    d_state: steps.TrainState, rng: jax.Array
+) -> Optional[tuple[int, steps.GeneratorState, steps.TrainState, jax.Array]]:
+  """Restores the newest readable checkpoint, or returns None if none.
+
+  An unreadable checkpoint is reported with its path and moved aside to
+  `workdir/checkpoints_unreadable/STEP`, so that nothing is deleted and the
+  run can save that step again.
+
+  Raises:
+    ValueError: if the checkpoint's config differs in PROTECTED_KEYS.
+  """
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      saved_config = restore_config(manager, step)
+    except Exception as e:  # pylint: disable=broad-except
+      _move_aside(manager, workdir, step, e)
+      continue
+    check_resumable(saved_config, config, workdir)
+    try:
+      return (step, *restore(manager, step, g_state, d_state, rng))
+    except Exception as e:  # pylint: disable=broad-except
+      _move_aside(manager, workdir, step, e)
+  return None
+
+
+def _move_aside(manager: ocp.CheckpointManager, workdir: str, step: int,
+                error: Exception) -> None:
+  path = os.path.join(manager.directory, str(step))
+  parent = os.path.join(os.path.abspath(workdir), 'checkpoints_unreadable')
+  aside = os.path.join(parent, str(step))
+  while os.path.exists(aside):
+    aside += '_'
+  absl_logging.error('Checkpoint %s cannot be read (%s: %s); moving it to %s '
+                     'and trying the previous one.', path,
+                     type(error).__name__, error, aside)
+  os.makedirs(parent, exist_ok=True)
+  shutil.move(path, aside)
+  manager.reload()
 
 
 def latest_step_or_raise(manager: ocp.CheckpointManager, workdir: str,
@@ -74,6 +172,43 @@ def latest_step_or_raise(manager: ocp.CheckpointManager, workdir: str,
         f'steps: {sorted(saved)}.')
   return step
 
+
+def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f'{prefix}{key}.'))
+    else:
+      flat[f'{prefix}{key}'] = value
+  return flat
+
+
+def flat_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """{'data.image_size': 64, ...}: a config as dotted keys."""
+  return _flatten(config.to_dict())
+
+
+def check_resumable(saved: ml_collections.ConfigDict,
+                    config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Refuses a resume that changes PROTECTED_KEYS; logs other changes.
+
+  Raises:
+    ValueError: listing every protected key whose value differs.
+  """
+  old, new = flat_config(saved), flat_config(config)
+  changed = sorted(k for k in old.keys() | new.keys()
+                   if old.get(k) != new.get(k))
+  refused = [f'{k}: {old.get(k)!r} -> {new.get(k)!r}'
+             for k in changed if k in PROTECTED_KEYS]
+  if refused:
+    raise ValueError(
+        f'{checkpoint_dir(workdir)} holds a run whose config differs in '
+        f'{", ".join(refused)}; these change the model or the data, so the '
+        'run cannot resume with them. Use another --workdir, or the saved '
+        'values.')
+  if changed:
+    absl_logging.info('Resuming with config changes: %s', ', '.join(
+        f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in changed))
 
 
 class _DropOrbaxInfo(logging.Filter):

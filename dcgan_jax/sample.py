@@ -43,7 +43,8 @@ def generate_images(workdir: str, num: int, seed: int = 0,
   step = checkpoint.latest_step_or_raise(manager, workdir, step)
   config = checkpoint.restore_config(manager, step)
   g_state, d_state = steps.create_train_states(config, jax.random.key(0))
-  g_state, _ = checkpoint.restore_states(manager, step, g_state, d_state)
+  g_state, _, _ = checkpoint.restore(manager, step, g_state, d_state,
+                                     jax.random.key(0))
   z = jax.random.normal(jax.random.key(seed), (num, config.model.nz))
   generate = jax.jit(steps.generate)
   return np.concatenate([

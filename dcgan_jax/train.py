@@ -9,6 +9,9 @@ latest one.
 
 import functools
 import os
+import signal
+import tempfile
+import threading
 from typing import Any
 
 from absl import logging
@@ -54,35 +57,90 @@ def _validate(config: Any) -> None:
       raise ValueError(f'config.{key}={config[key]} must be positive.')
 
 
+def _check_writable(workdir: str) -> None:
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=workdir):
+      pass
+  except OSError as e:
+    raise OSError(f'--workdir={workdir} is not a writable directory: {e}'
+                  ) from e
+
+
+def _raise_if_non_finite(step_metrics: list[tuple[int, Any]],
+                         last_saved: int, workdir: str) -> None:
+  """Stops the run at the first step whose metrics are not all finite."""
+  for step, metrics in step_metrics:
+    for name, value in sorted(metrics.items()):
+      if not np.all(np.isfinite(value)):
+        raise FloatingPointError(
+            f'{name} is {np.ravel(value)[0]} at step {step}: training '
+            f'diverged. No checkpoint holds it; the last one saved is step '
+            f'{last_saved} in {checkpoint.checkpoint_dir(workdir)}.')
+
+
+class _StopOnSignal:
+  """Turns SIGTERM and SIGINT into a request to checkpoint and stop."""
+
+  def __init__(self):
+    self.signal_name = None
+    self._previous = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for signum in (signal.SIGTERM, signal.SIGINT):
+        self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.signal_name = signal.Signals(signum).name
+    logging.warning('Received %s: saving a checkpoint after this step, then '
+                    'stopping.', self.signal_name)
+
+  def __exit__(self, *exc_info):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str) -> tuple[steps.GeneratorState,
                                               steps.TrainState]:
-  """Trains G and D, resuming from workdir's latest checkpoint if any.
+  """Trains G and D, resuming from workdir's latest good checkpoint if any.
+
+  SIGTERM or SIGINT (a preemption, Ctrl-C) make it save a checkpoint at the
+  current step and return.
 
   Returns:
     The final (g_state, d_state), unreplicated, as host numpy arrays.
+
+  Raises:
+    FloatingPointError: when a loss or a parameter stops being finite; no
+      checkpoint with such values is written.
   """
   _validate(config)
+  _check_writable(workdir)
   is_chief = jax.process_index() == 0
 
-  # Logging.
-  writer = metric_writers.create_default_writer(
-      workdir, just_logging=not is_chief)
-
-  # Model and optimizer states, restored from the latest checkpoint if any.
+  # Model and optimizer states, restored from the latest good checkpoint.
   rng = jax.random.key(config.seed)
   init_rng, step_rng, sample_rng = jax.random.split(rng, 3)
   g_state, d_state = steps.create_train_states(config, init_rng)
   manager = checkpoint.create_manager(
       workdir, max_to_keep=config.max_checkpoints_to_keep)
-  start_step = manager.latest_step() or 0
-  if start_step:
-    g_state, d_state = checkpoint.restore_states(
-        manager, start_step, g_state, d_state)
+  restored = checkpoint.restore_latest_good(manager, workdir, config, g_state,
+                                            d_state, step_rng)
+  start_step = 0
+  if restored:
+    start_step, g_state, d_state, step_rng = restored
     logging.info('Resumed from %s at step %d.',
-                 checkpoint.checkpoint_dir(workdir), start_step)
-  else:
-    writer.write_hparams(_flatten(config.to_dict()))
+                 os.path.join(manager.directory, str(start_step)), start_step)
+
+  # Logging.
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=not is_chief)
+  if not start_step:
+    writer.write_hparams(checkpoint.flat_config(config))
   parameter_overview.log_parameter_overview(g_state.params, msg='Generator')
   parameter_overview.log_parameter_overview(d_state.params,
                                             msg='Discriminator')
@@ -125,38 +183,48 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                total_steps, epoch_steps, start_step)
   if start_step == 0:
     write_samples(0)
-  train_metrics = []
-  for step in range(start_step + 1, total_steps + 1):
-    with jax.profiler.StepTraceAnnotation('train', step_num=step):
-      batch = next(train_iter)
-      g_state, d_state, metrics = p_train_step(g_state, d_state, batch,
-                                               step_rng)
-    train_metrics.append(metrics)
-    for hook in hooks:
-      hook(step)
-    if step % config.log_every_steps == 0 or step == total_steps:
-      # The only host synchronisation: metrics since the last log, averaged
-      # over steps (the step already averaged them over devices).
-      fetched = jax.device_get(train_metrics)
-      summary = {k: float(np.mean([m[k] for m in fetched]))
-                 for k in fetched[0]}
-      summary['epoch'] = step / epoch_steps
-      writer.write_scalars(step, summary)
-      train_metrics = []
-    if step % config.sample_every_steps == 0 or step == total_steps:
-      write_samples(step)
-    if step % config.checkpoint_every_steps == 0 or step == total_steps:
-      checkpoint.save(manager, step, *host_states(), config)
-  manager.wait_until_finished()
+  pending_metrics = []  # (step, metrics) not yet fetched from the devices.
+  last_saved = start_step
+  with _StopOnSignal() as stop:
+    for step in range(start_step + 1, total_steps + 1):
+      with jax.profiler.StepTraceAnnotation('train', step_num=step):
+        batch = next(train_iter)
+        g_state, d_state, metrics = p_train_step(g_state, d_state, batch,
+                                                 step_rng)
+      pending_metrics.append((step, metrics))
+      for hook in hooks:
+        hook(step)
+      stopping = (manager.reached_preemption(step) if jax.process_count() > 1
+                  else stop.signal_name is not None)
+      last = step == total_steps or stopping
+      log_now = step % config.log_every_steps == 0 or last
+      save_now = step % config.checkpoint_every_steps == 0 or last
+      if log_now or save_now:
+        # The only host synchronisation: the metrics since the last log,
+        # checked before anything is saved.
+        fetched = jax.device_get(pending_metrics)
+        _raise_if_non_finite(fetched, last_saved, workdir)
+      if log_now:
+        summary = {k: float(np.mean([m[k] for _, m in fetched]))
+                   for k in fetched[0][1]}
+        summary['epoch'] = step / epoch_steps
+        writer.write_scalars(step, summary)
+        pending_metrics = []
+      if step % config.sample_every_steps == 0 or step == total_steps:
+        write_samples(step)
+      if save_now:
+        states = host_states()
+        _raise_if_non_finite(
+            [(step, {f'parameter {jax.tree_util.keystr(path)}': value
+                     for path, value in
+                     jax.tree_util.tree_leaves_with_path(states)})],
+            last_saved, workdir)
+        checkpoint.save(manager, step, *states, step_rng, config)
+        last_saved = step
+      if stopping:
+        logging.info('Stopped at step %d (%s) after saving its checkpoint.',
+                     step, stop.signal_name or 'preemption')
+        break
+  checkpoint.wait(manager)
   writer.flush()
   return host_states()
-
-
-def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
-    else:
-      flat[f'{prefix}{key}'] = value
-  return flat
