@@ -7,6 +7,7 @@ checkpoints; a run started on a workdir with checkpoints resumes from the
 latest one.
 """
 
+import contextlib
 import functools
 import os
 import signal
@@ -185,46 +186,53 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     write_samples(0)
   pending_metrics = []  # (step, metrics) not yet fetched from the devices.
   last_saved = start_step
-  with _StopOnSignal() as stop:
-    for step in range(start_step + 1, total_steps + 1):
-      with jax.profiler.StepTraceAnnotation('train', step_num=step):
-        batch = next(train_iter)
-        g_state, d_state, metrics = p_train_step(g_state, d_state, batch,
-                                                 step_rng)
-      pending_metrics.append((step, metrics))
-      for hook in hooks:
-        hook(step)
-      stopping = (manager.reached_preemption(step) if jax.process_count() > 1
-                  else stop.signal_name is not None)
-      last = step == total_steps or stopping
-      log_now = step % config.log_every_steps == 0 or last
-      save_now = step % config.checkpoint_every_steps == 0 or last
-      if log_now or save_now:
-        # The only host synchronisation: the metrics since the last log,
-        # checked before anything is saved.
-        fetched = jax.device_get(pending_metrics)
-        _raise_if_non_finite(fetched, last_saved, workdir)
-      if log_now:
-        summary = {k: float(np.mean([m[k] for _, m in fetched]))
-                   for k in fetched[0][1]}
-        summary['epoch'] = step / epoch_steps
-        writer.write_scalars(step, summary)
-        pending_metrics = []
-      if step % config.sample_every_steps == 0 or step == total_steps:
-        write_samples(step)
-      if save_now:
-        states = host_states()
-        _raise_if_non_finite(
-            [(step, {f'parameter {jax.tree_util.keystr(path)}': value
-                     for path, value in
-                     jax.tree_util.tree_leaves_with_path(states)})],
-            last_saved, workdir)
-        checkpoint.save(manager, step, *states, step_rng, config)
-        last_saved = step
-      if stopping:
-        logging.info('Stopped at step %d (%s) after saving its checkpoint.',
-                     step, stop.signal_name or 'preemption')
-        break
+  try:
+    with _StopOnSignal() as stop:
+      for step in range(start_step + 1, total_steps + 1):
+        with jax.profiler.StepTraceAnnotation('train', step_num=step):
+          batch = next(train_iter)
+          g_state, d_state, metrics = p_train_step(g_state, d_state, batch,
+                                                   step_rng)
+        pending_metrics.append((step, metrics))
+        for hook in hooks:
+          hook(step)
+        stopping = (manager.reached_preemption(step) if jax.process_count() > 1
+                    else stop.signal_name is not None)
+        last = step == total_steps or stopping
+        log_now = step % config.log_every_steps == 0 or last
+        save_now = step % config.checkpoint_every_steps == 0 or last
+        if log_now or save_now:
+          # The only host synchronisation: the metrics since the last log,
+          # checked before anything is saved.
+          fetched = jax.device_get(pending_metrics)
+          _raise_if_non_finite(fetched, last_saved, workdir)
+        if log_now:
+          summary = {k: float(np.mean([m[k] for _, m in fetched]))
+                     for k in fetched[0][1]}
+          summary['epoch'] = step / epoch_steps
+          writer.write_scalars(step, summary)
+          pending_metrics = []
+        if step % config.sample_every_steps == 0 or step == total_steps:
+          write_samples(step)
+        if save_now:
+          states = host_states()
+          _raise_if_non_finite(
+              [(step, {f'parameter {jax.tree_util.keystr(path)}': value
+                       for path, value in
+                       jax.tree_util.tree_leaves_with_path(states)})],
+              last_saved, workdir)
+          checkpoint.save(manager, step, *states, step_rng, config)
+          last_saved = step
+        if stopping:
+          logging.info('Stopped at step %d (%s) after saving its checkpoint.',
+                       step, stop.signal_name or 'preemption')
+          break
+  except BaseException:
+    # Saves already under way are complete and good: let them commit before
+    # the error ends the process.
+    with contextlib.suppress(Exception):
+      manager.wait_until_finished()
+    raise
   checkpoint.wait(manager)
   writer.flush()
   return host_states()

@@ -1,0 +1,252 @@
+"""Kills, preemptions, corrupt checkpoints, divergence and bad workdirs,
+each through the real training CLI in a subprocess."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from dcgan_jax import checkpoint
+from dcgan_jax import steps
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAIN = ['-m', 'dcgan_jax.main', '--config=configs/test.py']
+# Logs every step, so a test can act after a given step.
+EVERY_STEP = ['--config.log_every_steps=1', '--config.sample_every_steps=1000']
+# A model big enough that a step takes a noticeable time on a CPU, so a kill
+# lands between checkpoints.
+SLOW = [*EVERY_STEP, '--config.data.image_size=32',
+        '--config.data.channels=3', '--config.model.ngf=32',
+        '--config.model.ndf=32', '--config.batch_size=16']
+
+
+def _start(workdir, *flags, python_args=MAIN):
+  log = tempfile.NamedTemporaryFile('w', suffix='.log', delete=False)  # pylint: disable=consider-using-with
+  process = subprocess.Popen(
+      [sys.executable, *python_args, f'--workdir={workdir}', *flags],
+      cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+  process.log_path = log.name
+  return process
+
+
+def _run(workdir, *flags, python_args=MAIN):
+  process = _start(workdir, *flags, python_args=python_args)
+  process.wait(timeout=600)
+  with open(process.log_path) as f:
+    return process.returncode, f.read()
+
+
+def _wait_for(process, pattern, timeout=300):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    with open(process.log_path) as f:
+      if re.search(pattern, f.read()):
+        return
+    assert process.poll() is None, 'run ended before ' + pattern
+    time.sleep(0.2)
+  raise TimeoutError(pattern)
+
+
+def _saved_steps(workdir):
+  return checkpoint.create_manager(workdir, read_only=True).all_steps()
+
+
+def _load(workdir, step):
+  manager = checkpoint.create_manager(workdir, read_only=True)
+  config = checkpoint.restore_config(manager, step)
+  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  g_state, d_state, rng = checkpoint.restore(manager, step, g_state, d_state,
+                                             jax.random.key(0))
+  return g_state, d_state, jax.random.key_data(rng)
+
+
+def _assert_identical(a, b):
+  leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert len(leaves_a) == len(leaves_b)
+  for x, y in zip(leaves_a, leaves_b):
+    assert np.array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.slow
+def test_sigkill_between_checkpoints_then_restart_is_exact(tmp_path):
+  flags = [*SLOW, '--config.num_train_steps=10',
+           '--config.checkpoint_every_steps=4']
+  straight = str(tmp_path / 'straight')
+  assert _run(straight, *flags)[0] == 0
+
+  killed = str(tmp_path / 'killed')
+  process = _start(killed, *flags)
+  _wait_for(process, r'\] \[5\] d_fake')  # Past the checkpoint at step 4.
+  process.send_signal(signal.SIGKILL)
+  process.wait(timeout=60)
+  assert process.returncode == -signal.SIGKILL
+  assert max(_saved_steps(killed)) < 10
+
+  code, log = _run(killed, *flags)
+  assert code == 0, log[-3000:]
+  assert re.search(r'Resumed from \S+/checkpoints/[48] at step [48]', log)
+  # Parameters, batch_stats, optimizer state, step and rng, bit for bit.
+  _assert_identical(_load(straight, 10), _load(killed, 10))
+
+
+def test_preemption_saves_the_current_step_and_exits_0(tmp_path):
+  workdir = str(tmp_path / 'run')
+  stopped = [0]
+  for signum in (signal.SIGTERM, signal.SIGINT):
+    process = _start(workdir, *EVERY_STEP, '--config.num_train_steps=100000',
+                     '--config.checkpoint_every_steps=100000')
+    _wait_for(process, rf'\] \[{stopped[-1] + 2}\] d_fake')
+    sent = time.time()
+    process.send_signal(signum)
+    process.wait(timeout=120)
+    assert process.returncode == 0
+    assert time.time() - sent < 60
+    with open(process.log_path) as f:
+      log = f.read()
+    if stopped[-1]:  # The second run resumed where the first stopped.
+      assert f'at step {stopped[-1]}.' in log
+    stopped.append(int(re.search(
+        rf'Stopped at step (\d+) \({signal.Signals(signum).name}\)',
+        log)[1]))
+    assert stopped[-1] > stopped[-2]
+    assert _saved_steps(workdir)[-1] == stopped[-1]
+
+  code, log = _run(workdir, *EVERY_STEP,
+                   f'--config.num_train_steps={stopped[-1] + 2}')
+  assert code == 0, log[-3000:]
+  assert f'at step {stopped[-1]}.' in log
+  assert _saved_steps(workdir)[-1] == stopped[-1] + 2
+
+
+def test_corrupt_checkpoints_are_skipped_not_deleted(tmp_path):
+  workdir = str(tmp_path / 'run')
+  assert _run(workdir, '--config.num_train_steps=6')[0] == 0
+  assert _saved_steps(workdir) == [2, 4, 6]
+  # Step 6 loses its files, step 4 has them cut short.
+  for step, damage in ((6, 'delete'), (4, 'truncate')):
+    state_dir = os.path.join(checkpoint.checkpoint_dir(workdir), str(step),
+                             'state')
+    data_files = [os.path.join(d, f) for d, _, names in os.walk(state_dir)
+                  for f in names if 'ocdbt' in d or f.startswith('manifest')]
+    assert data_files
+    for path in data_files:
+      if damage == 'delete':
+        os.remove(path)
+      else:
+        with open(path, 'r+b') as f:
+          f.truncate(os.path.getsize(path) // 2)
+
+  code, log = _run(workdir, '--config.num_train_steps=8')
+  assert code == 0, log[-3000:]
+  for step in (6, 4):
+    bad_path = os.path.join(checkpoint.checkpoint_dir(workdir), str(step))
+    assert f'Checkpoint {bad_path} cannot be read' in log
+    # Moved aside for inspection, not deleted.
+    assert os.path.isdir(os.path.join(workdir, 'checkpoints_unreadable',
+                                      str(step)))
+  assert re.search(r'Resumed from \S+/checkpoints/2 at step 2', log)
+  assert _saved_steps(workdir) == [4, 6, 8]  # Saved anew; 3 kept.
+
+  # Any step can be sampled, not only the latest.
+  out = str(tmp_path / 'step4.npz')
+  result = subprocess.run(
+      [sys.executable, '-m', 'dcgan_jax.sample', f'--workdir={workdir}',
+       '--step=4', '--num=3', f'--out={out}'], cwd=REPO, capture_output=True,
+      text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert np.load(out)['images'].shape == (3, 28, 28, 1)
+
+
+def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(
+    tmp_path):
+  workdir = str(tmp_path / 'run')
+  assert _run(workdir, '--config.num_train_steps=2')[0] == 0
+  before = _load(workdir, 2)
+  # An absurd learning rate sends the parameters to about 1e38 in one step;
+  # the next forward pass overflows.
+  code, log = _run(workdir, '--config.num_train_steps=8',
+                   '--config.optim.lr_d=1e38', '--config.optim.lr_g=1e38')
+  assert code != 0
+  # Learning rates may change on resume (only shapes and data may not).
+  assert re.search(r'Resumed from \S+/checkpoints/2 at step 2', log)
+  match = re.search(r'FloatingPointError: (\w+) is (nan|inf|-inf) at step '
+                    r'(\d+): training diverged', log)
+  assert match, log[-3000:]
+  assert int(match[3]) > 2
+  assert 'the last one saved is step 2' in log
+  assert _saved_steps(workdir) == [2]
+  _assert_identical(before, _load(workdir, 2))
+
+
+def test_unwritable_workdir_fails_clearly(tmp_path):
+  not_a_dir = tmp_path / 'file'
+  not_a_dir.write_text('')
+  code, log = _run(str(not_a_dir / 'run'))
+  assert code != 0
+  assert 'is not a writable directory' in log and str(not_a_dir) in log
+
+
+def test_failing_save_keeps_earlier_checkpoints(tmp_path):
+  workdir = str(tmp_path / 'run')
+  # The real CLI, with the disk "full" from the checkpoint at step 4 on.
+  script = (
+      'import errno, sys\n'
+      'import orbax.checkpoint as ocp\n'
+      'save = ocp.CheckpointManager.save\n'
+      'def full_disk(self, step, *args, **kwargs):\n'
+      '  if step >= 4:\n'
+      '    raise OSError(errno.ENOSPC, "No space left on device")\n'
+      '  return save(self, step, *args, **kwargs)\n'
+      'ocp.CheckpointManager.save = full_disk\n'
+      'from absl import app\n'
+      'from dcgan_jax import main\n'
+      'sys.argv[0] = "dcgan_jax.main"\n'
+      'app.run(main.main)\n')
+  code, log = _run(workdir, '--config=configs/test.py',
+                   '--config.num_train_steps=6',
+                   python_args=['-c', script])
+  assert code != 0
+  assert 'Saving the checkpoint for step 4' in log
+  assert 'No space left on device' in log
+  assert 'Earlier checkpoints are untouched' in log
+  assert _saved_steps(workdir) == [2]
+  _load(workdir, 2)  # Still loadable.
+
+
+def test_resume_refuses_a_config_that_changes_the_model(tmp_path):
+  workdir = str(tmp_path / 'run')
+  assert _run(workdir, '--config.num_train_steps=2')[0] == 0
+  ckpt_dir = checkpoint.checkpoint_dir(workdir)
+  before = sorted((d, os.path.getmtime(os.path.join(d, f)))
+                  for d, _, files in os.walk(ckpt_dir) for f in files)
+  code, log = _run(workdir, '--config.num_train_steps=4',
+                   '--config.model.ngf=16', '--config.data.image_size=32')
+  assert code != 0
+  assert 'model.ngf: 8 -> 16' in log and 'data.image_size: 28 -> 32' in log
+  after = sorted((d, os.path.getmtime(os.path.join(d, f)))
+                 for d, _, files in os.walk(ckpt_dir) for f in files)
+  assert before == after
+
+
+def test_best_slot_keeps_the_best_step_by_metric(tmp_path):
+  from tests.conftest import tiny_config  # pylint: disable=g-import-not-at-top
+  config = tiny_config()
+  config.batch_size = 8
+  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  best = checkpoint.create_manager(str(tmp_path), best_metric='fid')
+  for step, fid in [(1, 50.0), (2, 30.0), (3, 40.0), (4, 35.0)]:
+    checkpoint.save(best, step, g_state, d_state, jax.random.key(0), config,
+                    metrics={'fid': fid})
+  checkpoint.wait(best)
+  assert best.best_step() == 2
+  assert best.all_steps() == [2]
+  assert os.path.isdir(os.path.join(str(tmp_path), 'checkpoints_best', '2'))
+  shutil.rmtree(str(tmp_path / 'checkpoints_best'))
