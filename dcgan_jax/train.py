@@ -81,14 +81,19 @@ def _raise_if_non_finite(step_metrics: list[tuple[int, Any]],
 
 
 class _StopOnSignal:
-  """Turns SIGTERM and SIGINT into a request to checkpoint and stop."""
+  """Turns SIGTERM and SIGINT into a request to checkpoint and stop.
+
+  Only in a single-process run: on several hosts JAX's own preemption
+  notifier handles SIGTERM and Orbax's sync point picks a common step.
+  """
 
   def __init__(self):
     self.signal_name = None
     self._previous = {}
 
   def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
+    if (jax.process_count() == 1 and
+        threading.current_thread() is threading.main_thread()):
       for signum in (signal.SIGTERM, signal.SIGINT):
         self._previous[signum] = signal.signal(signum, self._handle)
     return self
