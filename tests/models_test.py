@@ -1,5 +1,8 @@
 """Shapes, value ranges, initialisation and parameter counts of G and D."""
 
+import functools
+
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -91,3 +94,30 @@ def test_discriminator_rejects_wrong_image_shape():
   d = models.Discriminator(image_size=32, channels=3, ndf=8)
   with pytest.raises(ValueError, match=r'\(batch, 32, 32, 3\)'):
     d.init(jax.random.key(0), jnp.zeros((2, 28, 28, 1)), train=False)
+
+
+@pytest.mark.parametrize('shape,features', [((2, 4, 4, 8), 5),
+                                            ((3, 7, 5, 3), 4)])
+def test_phase_conv_transpose_equals_conv_transpose(shape, features):
+  """Outputs and gradients equal flax's (lax.conv_transpose) to 1e-5."""
+  x = jax.random.normal(jax.random.key(0), shape)
+  ours = models.ConvTranspose4x4Stride2(features)
+  params = ours.init(jax.random.key(1), x)
+  reference = nn.ConvTranspose(features, (4, 4), strides=(2, 2),
+                               padding=((2, 2), (2, 2)), use_bias=False)
+  cotangent = jax.random.normal(jax.random.key(2),
+                                (shape[0], 2 * shape[1], 2 * shape[2],
+                                 features))
+
+  def loss(module, params, x):
+    return jnp.sum(module.apply(params, x) * cotangent)
+
+  out = ours.apply(params, x)
+  want = reference.apply(params, x)
+  assert out.shape == want.shape == cotangent.shape
+  np.testing.assert_allclose(out, want, atol=1e-5, rtol=1e-5)
+  for got_grad, want_grad in zip(
+      jax.grad(functools.partial(loss, ours), argnums=(0, 1))(params, x),
+      jax.grad(functools.partial(loss, reference), argnums=(0, 1))(params, x)):
+    for a, b in zip(jax.tree.leaves(got_grad), jax.tree.leaves(want_grad)):
+      np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
