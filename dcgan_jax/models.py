@@ -91,12 +91,11 @@ class Generator(nn.Module):
                axis_name: Optional[str] = None) -> jax.Array:
     check_architecture(self.image_size, self.channels)
     base, num_up = ARCHITECTURES[self.image_size]
-    conv_t = functools.partial(
-        nn.ConvTranspose, use_bias=False, kernel_init=conv_init)
     features = self.ngf * 2 ** (num_up - 1)
     x = z.reshape(z.shape[0], 1, 1, z.shape[-1])
-    x = conv_t(features, (base, base), padding='VALID',
-               name='ConvTranspose_0')(x)
+    x = nn.ConvTranspose(features, (base, base), padding='VALID',
+                         use_bias=False, kernel_init=conv_init,
+                         name='ConvTranspose_0')(x)
     x = nn.relu(_batch_norm(train, axis_name)(x))
     for i in range(1, num_up):
       features //= 2
