@@ -49,4 +49,26 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_samples = 64  # Images in the fixed-noise grid.
   config.checkpoint_every_steps = 1000
   config.max_checkpoints_to_keep = 3
+  # Evaluation of G during training: every eval_every_steps (-1: once per
+  # epoch) when eval.metrics names any.
+  config.eval_every_steps = -1
+
+  config.eval = ml_collections.ConfigDict()
+  # Comma-separated: fid, kid (Inception features: need
+  # eval.inception_weights), classifier_fd, classifier_kid (features of a
+  # classifier trained on the dataset's labels; works offline).
+  config.eval.metrics = ''
+  config.eval.best_metric = ''  # Kept in checkpoints_best ('' = the first).
+  config.eval.num_samples = 10_000  # Generated and real images compared.
+  config.eval.batch_size = 200  # Images per host per feature batch.
+  config.eval.kid_subsets = 100
+  config.eval.kid_subset_size = 1000
+  # pytorch-fid's weights converted by `python -m dcgan_jax.convert_inception`.
+  config.eval.inception_weights = ''
+  # Cached classifiers and real-data features.
+  config.eval.cache_dir = '~/.cache/dcgan_jax'
+  config.eval.classifier_path = ''  # '' = a file per dataset in cache_dir.
+  config.eval.classifier_epochs = 5
+  config.eval.min_classifier_accuracy = 0.8
+  config.eval.seed = 0  # For the generated images' z and the KID subsets.
   return config

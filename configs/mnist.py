@@ -13,4 +13,5 @@ def get_config():
   config.log_every_steps = 100
   config.sample_every_steps = 469  # About once per epoch.
   config.checkpoint_every_steps = 469
+  config.eval.metrics = 'classifier_fd,classifier_kid'
   return config

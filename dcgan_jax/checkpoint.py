@@ -162,15 +162,30 @@ def latest_step_or_raise(manager: ocp.CheckpointManager, workdir: str,
   saved = manager.all_steps()
   if not saved:
     raise FileNotFoundError(
-        f'No checkpoints in {checkpoint_dir(workdir)}: train with '
+        f'No checkpoints in {manager.directory}: train with '
         f'`python -m dcgan_jax.main --workdir={workdir}` first.')
   if step is None:
     return max(saved)
   if step not in saved:
     raise FileNotFoundError(
-        f'No checkpoint for step {step} in {checkpoint_dir(workdir)}; saved '
+        f'No checkpoint for step {step} in {manager.directory}; saved '
         f'steps: {sorted(saved)}.')
   return step
+
+
+def load_generator(workdir: str, step: Optional[int] = None,
+                   best_metric: Optional[str] = None
+                   ) -> tuple[int, ml_collections.ConfigDict,
+                              steps.GeneratorState]:
+  """(step, config, G state) of a run's checkpoint: `step`, else the latest,
+  or with best_metric the one in the best slot (checkpoints_best)."""
+  manager = create_manager(workdir, read_only=True, best_metric=best_metric)
+  step = latest_step_or_raise(manager, workdir, step)
+  config = restore_config(manager, step)
+  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  g_state, _, _ = restore(manager, step, g_state, d_state,
+                          jax.random.key(0))
+  return step, config, g_state
 
 
 def _flatten(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:

@@ -30,10 +30,13 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
 FAKE_DATASET_SIZE = 1024
 # Debian's dataset-fashion-mnist package: the original IDX files.
 DEBIAN_FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist'
-_IDX_FILES = {'train': 'train-images-idx3-ubyte.gz',
-              'test': 't10k-images-idx3-ubyte.gz'}
+_IDX_PREFIXES = {'train': 'train', 'test': 't10k'}
 _IDX_COUNTS = {'train': 60_000, 'test': 10_000}
 _IDX_IMAGES_MAGIC = 2051
+_IDX_LABELS_MAGIC = 2049
+# Folder datasets with class subfolders: every n-th file of each class is
+# held out as the 'test' split of the labeled data.
+FOLDER_TEST_EVERY = 10
 
 
 def hide_gpus_from_tensorflow() -> None:
@@ -56,24 +59,38 @@ def local_batch_layout(global_batch: int) -> tuple[int, int]:
   return jax.local_device_count(), global_batch // num_devices
 
 
+def _read_idx(path: str, header: tuple[int, ...]) -> np.ndarray:
+  """An IDX file's payload, after checking its header and size."""
+  with gzip.open(path, 'rb') as f:
+    data = f.read()
+  offset = 4 * len(header)
+  found = np.frombuffer(data[:offset], dtype='>u4')
+  size = offset + int(np.prod(header[1:]))
+  if tuple(found) != header or len(data) != size:
+    raise ValueError(
+        f'{path} is not a Fashion-MNIST IDX file: header '
+        f'{tuple(int(h) for h in found)}, {len(data)} bytes; expected header '
+        f'{header} and {size} bytes.')
+  return np.frombuffer(data, np.uint8, offset=offset)
+
+
 def read_fashion_mnist_idx(directory: str, split: str) -> np.ndarray:
   """Reads Fashion-MNIST images from IDX files as uint8 (N, 28, 28, 1).
 
   Debian rewrote the gzip headers, so TFDS's checksums reject these files;
   the header and size of the payload are checked here instead.
   """
-  path = os.path.join(directory, _IDX_FILES[split])
-  with gzip.open(path, 'rb') as f:
-    data = f.read()
-  header = np.frombuffer(data[:16], dtype='>u4')
-  expected = (_IDX_IMAGES_MAGIC, _IDX_COUNTS[split], 28, 28)
-  if len(header) != 4 or tuple(header) != expected or (
-      len(data) != 16 + np.prod(expected[1:])):
-    raise ValueError(
-        f'{path} is not a Fashion-MNIST {split} image file: header '
-        f'{tuple(int(h) for h in header)}, {len(data)} bytes; expected header '
-        f'{expected} and {16 + np.prod(expected[1:])} bytes.')
-  return np.frombuffer(data, np.uint8, offset=16).reshape(-1, 28, 28, 1)
+  count = _IDX_COUNTS[split]
+  return _read_idx(
+      os.path.join(directory, f'{_IDX_PREFIXES[split]}-images-idx3-ubyte.gz'),
+      (_IDX_IMAGES_MAGIC, count, 28, 28)).reshape(-1, 28, 28, 1)
+
+
+def read_fashion_mnist_idx_labels(directory: str, split: str) -> np.ndarray:
+  """Reads Fashion-MNIST labels (N,) int32 from IDX files, checked."""
+  return _read_idx(
+      os.path.join(directory, f'{_IDX_PREFIXES[split]}-labels-idx1-ubyte.gz'),
+      (_IDX_LABELS_MAGIC, _IDX_COUNTS[split])).astype(np.int32)
 
 
 def _missing_tfds_message(config: Any, error: Exception) -> str:
@@ -270,6 +287,93 @@ def _fake_source(config: Any) -> Source:
   size, channels = config.data.image_size, config.data.channels
   return _array_source(np.random.default_rng(config.seed).integers(
       0, 256, (FAKE_DATASET_SIZE, size, size, channels), dtype=np.uint8))
+
+
+def _labeled_folder(config: Any, split: str
+                    ) -> tuple[tf.data.Dataset, Callable, int]:
+  """(file contents, label) from a folder whose top-level subfolders are
+  the classes; every FOLDER_TEST_EVERY-th file of a class is 'test'."""
+  root = config.data.path
+  files = check_image_files(list_image_files(root),
+                            config.data.max_bad_fraction)
+  classes = sorted({os.path.relpath(f, root).split(os.sep)[0]
+                    for f in files})
+  if any(os.path.dirname(os.path.relpath(f, root)) == '' for f in files):
+    raise ValueError(
+        f'config.data.path={root!r} has images outside class subfolders; '
+        'labels come from the top-level subfolder of each image '
+        '(root/CLASS/.../image).')
+  if len(classes) < 2:
+    raise ValueError(f'config.data.path={root!r} has {len(classes)} class '
+                     'subfolder(s); a classifier needs at least 2.')
+  by_class = {c: [f for f in files
+                  if os.path.relpath(f, root).split(os.sep)[0] == c]
+              for c in classes}
+  chosen, labels = [], []
+  for label, c in enumerate(classes):
+    for i, f in enumerate(by_class[c]):
+      if (i % FOLDER_TEST_EVERY == 0) == (split == 'test'):
+        chosen.append(f)
+        labels.append(label)
+  records = tf.data.Dataset.from_tensor_slices(
+      (chosen, np.array(labels, np.int32))).map(
+          lambda f, y: (tf.io.read_file(f), y))
+  return records, _encoded_decoder(config.data.image_size), len(classes)
+
+
+def load_labeled(config: Any, split: str) -> tuple[np.ndarray, np.ndarray,
+                                                   int]:
+  """A labeled split in memory, preprocessed as for training.
+
+  For the evaluation classifier: TFDS datasets with a 'label' feature,
+  Debian's Fashion-MNIST files, or a folder with one subfolder per class.
+
+  Returns:
+    (uint8 images (N, S, S, C), int32 labels (N,), number of classes).
+
+  Raises:
+    ValueError: if the configured dataset has no labels.
+  """
+  hide_gpus_from_tensorflow()
+  name = config.data.name
+  if name == 'fake':
+    raise ValueError("config.data.name='fake' has no labels to train a "
+                     'classifier on.')
+  if name == 'folder':
+    records, decode, num_classes = _labeled_folder(config, split)
+  else:
+    try:
+      ds, info = tfds.load(
+          name, split=split, data_dir=config.data.path or None,
+          download=config.data.download, shuffle_files=False, with_info=True,
+          decoders={'image': tfds.decode.SkipDecoding()})
+    except (tfds.core.DatasetNotFoundError, AssertionError) as e:
+      if name == 'fashion_mnist' and os.path.isdir(DEBIAN_FASHION_MNIST_DIR):
+        records = tf.data.Dataset.from_tensor_slices((
+            read_fashion_mnist_idx(DEBIAN_FASHION_MNIST_DIR, split),
+            read_fashion_mnist_idx_labels(DEBIAN_FASHION_MNIST_DIR, split)))
+        return (*_materialize(records, _identity, config), 10)
+      raise FileNotFoundError(_missing_tfds_message(config, e)) from e
+    if 'label' not in info.features:
+      raise ValueError(f'TFDS dataset {name!r} has no \'label\' feature to '
+                       'train a classifier on.')
+    num_classes = info.features['label'].num_classes
+    records = ds.map(lambda x: (x['image'], tf.cast(x['label'], tf.int32)))
+    decode = _encoded_decoder(config.data.image_size)
+  return (*_materialize(records, decode, config), num_classes)
+
+
+def _materialize(records: tf.data.Dataset, decode: Callable,
+                 config: Any) -> tuple[np.ndarray, np.ndarray]:
+  size, channels = config.data.image_size, config.data.channels
+  ds = records.map(
+      lambda record, label: (
+          tf.cast(tf.round((preprocess(decode(record), size, channels) + 1)
+                           * 127.5), tf.uint8), label),
+      num_parallel_calls=tf.data.AUTOTUNE).batch(1024)
+  batches = list(ds.as_numpy_iterator())
+  return (np.concatenate([b[0] for b in batches]),
+          np.concatenate([b[1] for b in batches]))
 
 
 def preprocess(image: tf.Tensor, image_size: int, channels: int) -> tf.Tensor:

@@ -39,12 +39,7 @@ def generate_images(workdir: str, num: int, seed: int = 0,
   """Generates `num` uint8 images (N, H, W, C) from a run's checkpoint."""
   if num <= 0:
     raise ValueError(f'--num={num} must be positive.')
-  manager = checkpoint.create_manager(workdir, read_only=True)
-  step = checkpoint.latest_step_or_raise(manager, workdir, step)
-  config = checkpoint.restore_config(manager, step)
-  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
-  g_state, _, _ = checkpoint.restore(manager, step, g_state, d_state,
-                                     jax.random.key(0))
+  _, config, g_state = checkpoint.load_generator(workdir, step)
   z = jax.random.normal(jax.random.key(seed), (num, config.model.nz))
   generate = jax.jit(steps.generate)
   return np.concatenate([

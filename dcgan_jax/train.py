@@ -2,9 +2,10 @@
 
 `train_and_evaluate(config, workdir)` trains on all local devices with
 `jax.pmap` (and on every host of a multi-host run), logs metrics to
-TensorBoard and the log, writes fixed-noise sample grids and keeps Orbax
-checkpoints; a run started on a workdir with checkpoints resumes from the
-latest one.
+TensorBoard, the log and metrics.jsonl, writes fixed-noise sample grids,
+evaluates config.eval.metrics (keeping the best checkpoint by them) and
+keeps Orbax checkpoints; a run started on a workdir with checkpoints resumes
+from the latest one. At the end it draws plots/.
 """
 
 import contextlib
@@ -25,9 +26,12 @@ import ml_collections
 import numpy as np
 
 from dcgan_jax import checkpoint
+from dcgan_jax import evaluation
+from dcgan_jax import history
 from dcgan_jax import images
 from dcgan_jax import input_pipeline
 from dcgan_jax import models
+from dcgan_jax import plots
 from dcgan_jax import steps
 
 AXIS = 'batch'
@@ -56,6 +60,10 @@ def _validate(config: Any) -> None:
               'checkpoint_every_steps'):
     if config[key] <= 0:
       raise ValueError(f'config.{key}={config[key]} must be positive.')
+  if config.eval_every_steps == 0 or config.eval_every_steps < -1:
+    raise ValueError(f'config.eval_every_steps={config.eval_every_steps} '
+                     'must be positive, or -1 for once per epoch.')
+  evaluation.metric_names(config)
 
 
 def _check_writable(workdir: str) -> None:
@@ -127,6 +135,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   _validate(config)
   _check_writable(workdir)
   is_chief = jax.process_index() == 0
+  # Loads Inception's weights or the classifier (training it if needed)
+  # before anything is compiled: a bad path fails now.
+  evaluator = (evaluation.Evaluator(config)
+               if evaluation.metric_names(config) else None)
 
   # Model and optimizer states, restored from the latest good checkpoint.
   rng = jax.random.key(config.seed)
@@ -145,6 +157,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # Logging.
   writer = metric_writers.create_default_writer(
       workdir, just_logging=not is_chief)
+  if is_chief:
+    writer = metric_writers.MultiWriter([writer,
+                                         history.JsonlWriter(workdir)])
   if not start_step:
     writer.write_hparams(checkpoint.flat_config(config))
   parameter_overview.log_parameter_overview(g_state.params, msg='Generator')
@@ -155,6 +170,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   train_iter, num_examples = input_pipeline.create_dataset(config, start_step)
   total_steps = num_train_steps(config, num_examples)
   epoch_steps = steps_per_epoch(config, num_examples)
+  eval_every = (config.eval_every_steps if config.eval_every_steps > 0
+                else epoch_steps)
+  best_manager = None
+  if evaluator:
+    best_manager = checkpoint.create_manager(
+        workdir, best_metric=evaluation.best_metric(config))
   train_iter = jax_utils.prefetch_to_device(
       train_iter, config.data.prefetch_to_device)
 
@@ -228,6 +249,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
               last_saved, workdir)
           checkpoint.save(manager, step, *states, step_rng, config)
           last_saved = step
+        if evaluator and not stopping and (step % eval_every == 0 or last):
+          results = evaluator(g_state)
+          writer.write_scalars(step, results)
+          checkpoint.save(best_manager, step, *host_states(), step_rng,
+                          config, metrics=results)
         if stopping:
           logging.info('Stopped at step %d (%s) after saving its checkpoint.',
                        step, stop.signal_name or 'preemption')
@@ -235,9 +261,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   except BaseException:
     # Saves already under way are complete and good: let them commit before
     # the error ends the process.
-    with contextlib.suppress(Exception):
-      manager.wait_until_finished()
+    for pending in (manager, best_manager):
+      if pending:
+        with contextlib.suppress(Exception):
+          pending.wait_until_finished()
     raise
   checkpoint.wait(manager)
+  if best_manager:
+    checkpoint.wait(best_manager)
   writer.flush()
+  if is_chief:
+    plots.write_plots(workdir)
   return host_states()

@@ -62,6 +62,7 @@ def test_one_step_run_then_sample(name, tmp_path):
   config.num_train_steps = 1
   config.data.shuffle_buffer = 16
   config.num_samples = 4
+  config.eval.metrics = ''  # Evaluation: tests/evaluation_test.py.
   workdir = str(tmp_path)
   with tfds.testing.mock_data(num_examples=16):
     g_state, _ = train.train_and_evaluate(config, workdir)

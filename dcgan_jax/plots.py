@@ -1,0 +1,90 @@
+"""PNG plots of a run and a GIF of its fixed-noise grids, in workdir/plots.
+
+  python -m dcgan_jax.plots --workdir=runs/fashion_mnist
+
+Training writes them at its end; this command redraws them at any time.
+"""
+
+import glob
+import os
+
+from absl import app
+from absl import flags
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from dcgan_jax import evaluation  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dcgan_jax import history  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+TRAINING_PANELS = (
+    ('Losses', (('d_loss', 'D loss'), ('g_loss', 'G loss'))),
+    ('D outputs', (('d_real', 'D(x)'), ('d_fake', 'D(G(z)) before D step'),
+                   ('d_fake_after', 'D(G(z)) after D step'))),
+)
+
+
+def _save(figure, path: str) -> None:
+  tmp = path + '.tmp.png'
+  figure.savefig(tmp, dpi=100)
+  plt.close(figure)
+  os.replace(tmp, path)
+
+
+def write_plots(workdir: str) -> list[str]:
+  """Writes training.png, metrics.png (if evaluated) and samples.gif (if
+  there are grids); returns the paths written."""
+  series = history.read(workdir)
+  out = os.path.join(workdir, 'plots')
+  os.makedirs(out, exist_ok=True)
+  written = []
+  if any(name in series for _, lines in TRAINING_PANELS for name, _ in lines):
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for axis, (title, lines) in zip(axes, TRAINING_PANELS):
+      for name, label in lines:
+        if name in series:
+          axis.plot(*series[name], label=label)
+      axis.set_title(title)
+      axis.set_xlabel('step')
+      axis.legend()
+    _save(figure, os.path.join(out, 'training.png'))
+    written.append(os.path.join(out, 'training.png'))
+
+  metrics = [m for m in evaluation.METRICS if m in series]
+  if metrics:
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4),
+                                squeeze=False)
+    for axis, name in zip(axes[0], metrics):
+      steps, values = series[name]
+      if f'{name}_std' in series:
+        axis.errorbar(steps, values, yerr=series[f'{name}_std'][1], marker='o')
+      else:
+        axis.plot(steps, values, marker='o')
+      axis.set_title(name)
+      axis.set_xlabel('step')
+    _save(figure, os.path.join(out, 'metrics.png'))
+    written.append(os.path.join(out, 'metrics.png'))
+
+  grids = sorted(glob.glob(os.path.join(workdir, 'samples', '*.png')))
+  if grids:
+    frames = [Image.open(path).convert('RGB') for path in grids]
+    path = os.path.join(out, 'samples.gif')
+    frames[0].save(path + '.tmp.gif', save_all=True, append_images=frames[1:],
+                   duration=500, loop=0)
+    os.replace(path + '.tmp.gif', path)
+    written.append(path)
+  return written
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  for path in write_plots(flags.FLAGS.workdir):
+    print(path)
+
+
+if __name__ == '__main__':
+  flags.DEFINE_string('workdir', None, "A training run's workdir.")
+  flags.mark_flag_as_required('workdir')
+  app.run(main)

@@ -1,0 +1,241 @@
+"""Evaluation: the offline classifier metric, FID/KID on the devices,
+in-training evaluation with the best checkpoint, the CLIs and the plots."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+from flax import jax_utils
+import jax
+import numpy as np
+from PIL import Image
+import pytest
+import scipy.ndimage
+
+from dcgan_jax import checkpoint
+from dcgan_jax import classifier
+from dcgan_jax import distances
+from dcgan_jax import evaluate
+from dcgan_jax import evaluation
+from dcgan_jax import history
+from dcgan_jax import inception
+from dcgan_jax import input_pipeline
+from dcgan_jax import steps
+from dcgan_jax import train
+from tests import inception_reference
+from tests.main_test import _load_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.skipif(
+    not os.path.isdir(input_pipeline.DEBIAN_FASHION_MNIST_DIR),
+    reason='Debian package dataset-fashion-mnist not installed (.ci/run '
+    'installs it)')
+def test_classifier_distance_orders_real_blurred_and_noise():
+  directory = input_pipeline.DEBIAN_FASHION_MNIST_DIR
+  images = input_pipeline.read_fashion_mnist_idx(directory, 'train')[:12_000]
+  labels = input_pipeline.read_fashion_mnist_idx_labels(directory,
+                                                        'train')[:12_000]
+  test_images = input_pipeline.read_fashion_mnist_idx(directory, 'test')
+  test_labels = input_pipeline.read_fashion_mnist_idx_labels(directory, 'test')
+  config = _load_config('fashion_mnist')
+  config.eval.classifier_epochs = 3
+  variables, accuracy = classifier.train(
+      config, (images[:10_000], labels[:10_000]), (test_images, test_labels),
+      10)
+  assert accuracy > 0.7
+
+  embed = jax.jit(classifier.features)
+  real = np.asarray(embed(variables, images[10_000:]))  # Held out.
+  held_out = test_images[:2000]
+  blurred = scipy.ndimage.uniform_filter(
+      held_out.astype(np.float32), size=(1, 3, 3, 1)).round().astype(np.uint8)
+  noise = np.random.default_rng(0).integers(0, 256, held_out.shape, np.uint8)
+  fd = {name: distances.frechet_distance_of_features(
+      real, np.asarray(embed(variables, x)))
+        for name, x in (('held_out', held_out), ('blurred', blurred),
+                        ('noise', noise))}
+  assert fd['held_out'] < fd['blurred'] < fd['noise']
+  assert fd['blurred'] > 3 * fd['held_out']
+
+
+def _write_labeled_folder(root, per_class=40, size=28):
+  """Two classes a classifier separates at once: dark and bright images."""
+  rng = np.random.default_rng(0)
+  for label, (low, high) in enumerate(((0, 90), (160, 256))):
+    os.makedirs(os.path.join(root, f'class_{label}'), exist_ok=True)
+    for i in range(per_class):
+      pixels = rng.integers(low, high, (size, size), dtype=np.uint8)
+      Image.fromarray(pixels).save(
+          os.path.join(root, f'class_{label}', f'{i}.png'))
+
+
+def _eval_config(tmp_path, metrics='classifier_fd,classifier_kid'):
+  _write_labeled_folder(str(tmp_path / 'images'))
+  config = _load_config('test')
+  config.data.name = 'folder'
+  config.data.path = str(tmp_path / 'images')
+  config.num_train_steps = 4
+  config.eval_every_steps = 2
+  config.eval.metrics = metrics
+  config.eval.num_samples = 32
+  config.eval.batch_size = 16
+  config.eval.kid_subsets = 5
+  config.eval.kid_subset_size = 16
+  config.eval.cache_dir = str(tmp_path / 'cache')
+  config.eval.classifier_epochs = 30
+  config.eval.min_classifier_accuracy = 0.9
+  return config
+
+
+def test_labeled_folder_splits_by_class(tmp_path):
+  config = _eval_config(tmp_path)
+  train_images, train_labels, num_classes = input_pipeline.load_labeled(
+      config, 'train')
+  test_images, test_labels, _ = input_pipeline.load_labeled(config, 'test')
+  assert num_classes == 2
+  assert train_images.shape == (72, 28, 28, 1) and len(test_images) == 8
+  assert np.bincount(train_labels).tolist() == [36, 36]
+  assert np.bincount(test_labels).tolist() == [4, 4]
+  # Labels follow the folder: class_0 holds the dark images.
+  assert train_images[train_labels == 0].max() < 90 <= (
+      train_images[train_labels == 1].min() + 70)
+
+
+def test_training_evaluates_keeps_the_best_and_plots(tmp_path):
+  config = _eval_config(tmp_path)
+  workdir = str(tmp_path / 'run')
+  # The classifier comes from its own command, and the run reuses it.
+  result = subprocess.run(
+      [sys.executable, '-m', 'dcgan_jax.train_classifier',
+       '--config=configs/test.py', '--config.data.name=folder',
+       f'--config.data.path={config.data.path}',
+       f'--config.eval.cache_dir={config.eval.cache_dir}',
+       '--config.eval.classifier_epochs=30'],
+      cwd=REPO, capture_output=True, text=True, timeout=600,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'test accuracy 1.0000 on 8 images' in result.stdout
+  path = classifier.default_path(config)
+  mtime = os.path.getmtime(path)
+
+  g_state, _ = train.train_and_evaluate(config, workdir)
+  assert os.path.getmtime(path) == mtime  # Reused, not retrained.
+
+  logged = history.read(workdir)
+  for name in ('classifier_fd', 'classifier_kid', 'classifier_kid_std'):
+    assert logged[name][0].tolist() == [2, 4], name
+    assert np.all(np.isfinite(logged[name][1]))
+  assert logged['d_loss'][0].tolist() == [2, 4]
+  # One real-feature cache file, computed once for both evaluations.
+  assert len(glob.glob(os.path.join(config.eval.cache_dir,
+                                    'real_features_*.npz'))) == 1
+
+  # The best slot holds the step with the lower classifier_fd.
+  steps_logged, values = logged['classifier_fd']
+  best_step = int(steps_logged[np.argmin(values)])
+  best = checkpoint.create_manager(workdir, read_only=True,
+                                   best_metric='classifier_fd')
+  assert best.all_steps() == [best_step]
+
+  # Evaluating a checkpoint again gives the logged values: same z, same G.
+  step, results = evaluate.evaluate(workdir, step=4)
+  assert step == 4
+  assert results['classifier_fd'] == pytest.approx(values[-1], rel=1e-5)
+  step, results = evaluate.evaluate(workdir, best=True)
+  assert step == best_step
+  assert results['classifier_fd'] == pytest.approx(values.min(), rel=1e-5)
+  del g_state
+
+  for name in ('training.png', 'metrics.png', 'samples.gif'):
+    assert os.path.getsize(os.path.join(workdir, 'plots', name)) > 1000, name
+  with Image.open(os.path.join(workdir, 'plots', 'samples.gif')) as gif:
+    assert gif.n_frames == 3  # Grids at steps 0, 2 and 4.
+
+  result = subprocess.run(
+      [sys.executable, '-m', 'dcgan_jax.evaluate', f'--workdir={workdir}',
+       '--best', '--metrics=classifier_fd'],
+      cwd=REPO, capture_output=True, text=True, timeout=600,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(os.path.join(workdir, 'eval', f'step_{best_step}.json')) as f:
+    record = json.load(f)
+  assert record['step'] == best_step
+  assert record['classifier_fd'] == pytest.approx(values.min(), rel=1e-5)
+  assert json.loads(result.stdout) == record
+
+
+def test_bad_eval_configs_fail_before_training(tmp_path):
+  config = _eval_config(tmp_path, metrics='fid')
+  with pytest.raises(ValueError, match='eval.inception_weights'):
+    train.train_and_evaluate(config, str(tmp_path / 'a'))
+  config.eval.metrics = 'fid,precision'
+  with pytest.raises(ValueError, match=r"unknown \['precision'\]"):
+    train.train_and_evaluate(config, str(tmp_path / 'b'))
+  config.eval.metrics = 'fid'
+  config.eval.inception_weights = str(tmp_path / 'missing.npz')
+  with pytest.raises(FileNotFoundError, match='missing.npz'):
+    train.train_and_evaluate(config, str(tmp_path / 'c'))
+  config.eval.metrics = 'classifier_fd'
+  config.eval.min_classifier_accuracy = 1.01
+  with pytest.raises(ValueError, match=r'test accuracy 1.0000, below config'):
+    train.train_and_evaluate(config, str(tmp_path / 'd'))
+  # The refused classifier stays cached with its accuracy; data it was not
+  # trained on is refused too.
+  config.eval.min_classifier_accuracy = 0.9
+  config.data.image_size = 32
+  config.eval.classifier_path = classifier.default_path(
+      _eval_config(tmp_path))
+  with pytest.raises(ValueError, match='was trained on'):
+    train.train_and_evaluate(config, str(tmp_path / 'e'))
+  for name in 'abcde':
+    assert not os.path.exists(tmp_path / name / 'checkpoints')
+
+
+def test_fid_and_kid_on_the_devices_match_host_features(tmp_path):
+  weights = str(tmp_path / 'inception.npz')
+  inception.save_state_dict(weights, inception_reference.random_state_dict())
+  config = _load_config('test')
+  config.eval.metrics = 'fid,kid'
+  config.eval.inception_weights = weights
+  config.eval.num_samples = 10  # Not a multiple of the 4-device batches.
+  config.eval.batch_size = 8
+  config.eval.kid_subset_size = 5
+  config.eval.cache_dir = str(tmp_path / 'cache')
+  evaluator = evaluation.Evaluator(config)
+  g_state, _ = steps.create_train_states(config, jax.random.key(0))
+  results = evaluator(jax_utils.replicate(g_state))
+
+  fake = evaluator.fake_features('inception', jax_utils.replicate(g_state))
+  assert fake.shape == (10, inception.FEATURE_DIM)
+  # The same images embedded on the host, one batch, no pmap.
+  z = jax.random.normal(jax.random.fold_in(jax.random.key(0), 0),
+                        (2, 4, 2, config.model.nz)).reshape(-1,
+                                                            config.model.nz)
+  expected = jax.jit(inception.features)(
+      inception.load_variables(weights), steps.generate(g_state, z[:10]))
+  np.testing.assert_allclose(fake, expected, rtol=1e-4,
+                             atol=1e-4 * np.abs(expected).max())
+  real = evaluator.real_features('inception')
+  assert results['fid'] == pytest.approx(
+      distances.frechet_distance_of_features(real, fake), rel=1e-6)
+  assert results['kid'] == pytest.approx(
+      distances.kernel_inception_distance(real, fake, 100, 5, 0)[0],
+      rel=1e-6)
+
+
+def test_history_keeps_the_latest_value_per_step(tmp_path):
+  writer = history.JsonlWriter(str(tmp_path))
+  writer.write_scalars(1, {'d_loss': 1.0})
+  writer.write_scalars(2, {'d_loss': 2.0, 'fid': 9.0})
+  writer.write_scalars(2, {'d_loss': 2.5})  # A resumed run's step 2.
+  writer.close()
+  with open(tmp_path / history.FILENAME, 'a') as f:
+    f.write('{"step": 3, "d_lo')  # Killed mid-line.
+  logged = history.read(str(tmp_path))
+  assert logged['d_loss'][0].tolist() == [1, 2]
+  assert logged['d_loss'][1].tolist() == [1.0, 2.5]
+  assert logged['fid'][1].tolist() == [9.0]
