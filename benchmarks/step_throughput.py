@@ -1,76 +1,188 @@
-"""Training-step throughput on this machine, with a same-run reference.
+"""Training-step throughput of dcgan_jax against the PyTorch reference step,
+measured in the same run.
 
-Times the jitted `steps.train_step` (one G forward shared by D's and G's
-updates, as in the PyTorch reference loop) against the common JAX GAN
-pattern measured in the same run: `d_step` then `g_step`, each with its own
-G forward. Prints img/s for both and their ratio.
+Each (implementation, shape, dtype) runs in a child process of its own, so
+that its peak memory is its own (RSS on CPU, device memory on GPU) and
+torch never shares a process with JAX's XLA runtime. Prints img/s (median
+of --repeats timed calls after --warmup untimed ones), peak memory and the
+ratio of dcgan_jax's img/s to PyTorch eager's.
 
-  python benchmarks/step_throughput.py [--sizes 28x1 64x3] [--batch 64]
+  python benchmarks/step_throughput.py                     # CPU: 64x64x3 and 32x32x1, batch 64
+  python benchmarks/step_throughput.py --batch 128 512 --dtypes float32 bfloat16 \
+      --impls jax torch torch_compile                      # GPU
+
+Implementations: jax (`steps.train_step`, jitted, states donated),
+jax_separate (`d_step` then `g_step`: two G forwards), torch (the PyTorch
+tutorial's loop, eager; benchmarks/torch_reference.py), torch_compile (the
+same with torch.compile'd networks). torch is optional: `pip install -e
+'.[bench]'`.
 """
 
 import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
 import time
 
-import jax
-import ml_collections
-import numpy as np
-
-from dcgan_jax import steps
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
 
 
-def _config(size: int, channels: int) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict({
-      'data': {'image_size': size, 'channels': channels},
-      'model': {'nz': 100, 'ngf': 64, 'ndf': 64},
-      'optim': {'lr_g': 2e-4, 'lr_d': 2e-4, 'b1': 0.5, 'b2': 0.999},
-  })
+def _peak_rss_mib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _time(update, g_state, d_state, batch, rng, repeats):
-  """Median seconds per call after one warm-up (compile) call."""
-  g_state, d_state = update(g_state, d_state, batch, rng)
-  jax.block_until_ready((g_state, d_state))
+def _timed(step, warmup: int, repeats: int, sync) -> list[float]:
+  for _ in range(warmup):
+    step()
+  sync()
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
-    g_state, d_state = update(g_state, d_state, batch, rng)
-    jax.block_until_ready((g_state, d_state))
+    step()
+    sync()
     times.append(time.perf_counter() - start)
-  return float(np.median(times))
+  return times
+
+
+def run_jax(size, channels, batch, dtype, warmup, repeats, separate=False):
+  """Times dcgan_jax's jitted step; returns its measurements."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from dcgan_jax import steps  # pylint: disable=g-import-not-at-top
+
+  config = ml_collections.ConfigDict({
+      'data': {'image_size': size, 'channels': channels},
+      'model': {'nz': 100, 'ngf': 64, 'ndf': 64},
+      'optim': {'lr_g': 2e-4, 'lr_d': 2e-4, 'b1': 0.5, 'b2': 0.999},
+      'dtype': dtype,
+  })
+  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  num_params = tuple(sum(x.size for x in jax.tree.leaves(s.params))
+                     for s in (g_state, d_state))
+  images = jax.random.uniform(jax.random.key(1), (batch, size, size, channels),
+                              minval=-1)
+  rng = jax.random.key(2)
+
+  if separate:
+    def update(g_state, d_state):
+      d_state, _ = steps.d_step(g_state, d_state, images, rng)
+      g_state, _ = steps.g_step(g_state, d_state, rng, batch)
+      return g_state, d_state
+  else:
+    def update(g_state, d_state):
+      g_state, d_state, _ = steps.train_step(g_state, d_state, images, rng)
+      return g_state, d_state
+  update = jax.jit(update, donate_argnums=(0, 1))
+  states = [g_state, d_state]
+
+  def step():
+    states[:] = update(*states)
+
+  times = _timed(step, warmup, repeats,
+                 lambda: jax.block_until_ready(states))
+  device = jax.devices()[0]
+  memory = device.memory_stats() or {}
+  return {'times': times, 'num_params': num_params,
+          'device': f'{device.platform}: {device.device_kind}',
+          'version': f'jax {jax.__version__}',
+          'peak_device_mib': memory.get('peak_bytes_in_use', 0) / 2**20}
+
+
+def run_torch(size, channels, batch, dtype, warmup, repeats, compiled=False):
+  """Times the PyTorch reference step; returns its measurements."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from benchmarks import torch_reference  # pylint: disable=g-import-not-at-top
+
+  device = 'cuda' if torch.cuda.is_available() else 'cpu'
+  torch.manual_seed(0)
+  step_fn = torch_reference.ReferenceStep(
+      size, channels, batch, device, compile_models=compiled,
+      bfloat16=dtype == 'bfloat16')
+  real = torch.rand(batch, channels, size, size, device=device) * 2 - 1
+  sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
+  times = _timed(lambda: step_fn(real), warmup, repeats, sync)
+  name = (torch.cuda.get_device_name() if device == 'cuda' else
+          f'cpu, {torch.get_num_threads()} threads')
+  return {'times': times, 'num_params': step_fn.num_params,
+          'device': name, 'version': f'torch {torch.__version__}',
+          'peak_device_mib': (torch.cuda.max_memory_allocated() / 2**20
+                              if device == 'cuda' else 0)}
+
+
+WORKERS = {
+    'jax': run_jax,
+    'jax_separate': lambda *a: run_jax(*a, separate=True),
+    'torch': run_torch,
+    'torch_compile': lambda *a: run_torch(*a, compiled=True),
+}
+
+
+def _worker(args) -> None:
+  size, channels = map(int, args.sizes[0].split('x'))
+  result = WORKERS[args.impls[0]](size, channels, args.batch[0],
+                                  args.dtypes[0], args.warmup, args.repeats)
+  result['peak_rss_mib'] = _peak_rss_mib()
+  print('RESULT ' + json.dumps(result))
+
+
+def _child(impl, spec, batch, dtype, args):
+  command = [sys.executable, os.path.abspath(__file__), '--worker',
+             '--impls', impl, '--sizes', spec, '--batch', str(batch),
+             '--dtypes', dtype, '--warmup', str(args.warmup),
+             '--repeats', str(args.repeats)]
+  done = subprocess.run(command, capture_output=True, text=True, check=False)
+  for line in done.stdout.splitlines():
+    if line.startswith('RESULT '):
+      return json.loads(line[len('RESULT '):])
+  print(f'{impl} {spec} batch {batch} {dtype} failed:\n{done.stderr[-2000:]}')
+  return None
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__)
-  parser.add_argument('--sizes', nargs='+', default=['28x1', '64x3'])
-  parser.add_argument('--batch', type=int, default=64)
-  parser.add_argument('--repeats', type=int, default=5)
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--sizes', nargs='+', default=['64x3', '32x1'])
+  parser.add_argument('--batch', nargs='+', type=int, default=[64])
+  parser.add_argument('--dtypes', nargs='+', default=['float32'])
+  parser.add_argument('--impls', nargs='+', default=['jax', 'torch'],
+                      choices=sorted(WORKERS))
+  parser.add_argument('--warmup', type=int, default=3)
+  parser.add_argument('--repeats', type=int, default=10)
+  parser.add_argument('--worker', action='store_true',
+                      help='(internal) run one measurement in this process')
   args = parser.parse_args()
+  if args.worker:
+    _worker(args)
+    return
 
-  @jax.jit
-  def shared_forward(g_state, d_state, batch, rng):
-    g_state, d_state, _ = steps.train_step(g_state, d_state, batch, rng)
-    return g_state, d_state
-
-  @jax.jit
-  def separate_forwards(g_state, d_state, batch, rng):
-    d_state, _ = steps.d_step(g_state, d_state, batch, rng)
-    g_state, _ = steps.g_step(g_state, d_state, rng, batch.shape[0])
-    return g_state, d_state
-
-  print(f'jax {jax.__version__}, {jax.devices()[0].device_kind}, '
-        f'batch {args.batch}')
+  print('| shape | batch | dtype | implementation | img/s | ms/step (median) '
+        '| peak RSS MiB | peak device MiB | vs torch eager |')
+  print('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
   for spec in args.sizes:
-    size, channels = map(int, spec.split('x'))
-    g_state, d_state = steps.create_train_states(_config(size, channels),
-                                                 jax.random.key(0))
-    batch = jax.random.uniform(jax.random.key(1),
-                               (args.batch, size, size, channels), minval=-1)
-    rng = jax.random.key(2)
-    ours = _time(shared_forward, g_state, d_state, batch, rng, args.repeats)
-    ref = _time(separate_forwards, g_state, d_state, batch, rng, args.repeats)
-    print(f'{size}x{size}x{channels}: train_step {args.batch / ours:.1f} '
-          f'img/s, d_step+g_step {args.batch / ref:.1f} img/s, ratio '
-          f'{ref / ours:.2f}x')
+    for batch in args.batch:
+      for dtype in args.dtypes:
+        results = {impl: _child(impl, spec, batch, dtype, args)
+                   for impl in args.impls}
+        for result in filter(None, results.values()):
+          result['median_s'] = sorted(result['times'])[
+              len(result['times']) // 2]
+          result['img_s'] = batch / result['median_s']
+        base = results.get('torch')
+        for impl, result in results.items():
+          if result is None:
+            continue
+          ratio = f'{result["img_s"] / base["img_s"]:.2f}x' if base else '-'
+          print(f'| {spec} | {batch} | {dtype} | {impl} | '
+                f'{result["img_s"]:.1f} | {1000 * result["median_s"]:.1f} | '
+                f'{result["peak_rss_mib"]:.0f} | '
+                f'{result["peak_device_mib"]:.0f} | {ratio} |', flush=True)
+  devices = {r['device'] + ', ' + r['version']: r['num_params']
+             for r in results.values() if r}
+  print('\nLast shape run on:', '; '.join(devices),
+        '(G, D) parameters:', sorted({tuple(v) for v in devices.values()}))
 
 
 if __name__ == '__main__':

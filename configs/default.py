@@ -33,6 +33,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.max_bad_fraction = 0.01
   config.data.prefetch_to_device = 2
 
+  # Computation dtype: 'float32', or 'bfloat16' for mixed precision
+  # (parameters, optimizer state, BatchNorm statistics and losses stay
+  # float32).
+  config.dtype = 'float32'
+
   config.model = ml_collections.ConfigDict()
   config.model.nz = 100
   config.model.ngf = 64

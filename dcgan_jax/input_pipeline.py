@@ -174,6 +174,15 @@ def host_share(items: Sequence[Any]) -> Sequence[Any]:
   return items[jax.process_index()::jax.process_count()]
 
 
+def _use_debian_fashion_mnist(name: str) -> bool:
+  """Whether a missing TFDS dataset can come from Debian's files instead."""
+  if name != 'fashion_mnist' or not os.path.isdir(DEBIAN_FASHION_MNIST_DIR):
+    return False
+  logging.info('No prepared TFDS fashion_mnist; reading the IDX files in %s.',
+               DEBIAN_FASHION_MNIST_DIR)
+  return True
+
+
 def _array_source(images: np.ndarray) -> Source:
   images = host_share(images)
   return Source(tf.data.Dataset.from_tensor_slices(images), _identity,
@@ -191,10 +200,7 @@ def _tfds_source(config: Any) -> Source:
         download=config.data.download, shuffle_files=False,
         decoders={'image': tfds.decode.SkipDecoding()})
   except (tfds.core.DatasetNotFoundError, AssertionError) as e:
-    if (config.data.name == 'fashion_mnist' and
-        os.path.isdir(DEBIAN_FASHION_MNIST_DIR)):
-      logging.info('No prepared TFDS fashion_mnist; reading the IDX files in '
-                   '%s.', DEBIAN_FASHION_MNIST_DIR)
+    if _use_debian_fashion_mnist(config.data.name):
       return _array_source(read_fashion_mnist_idx(DEBIAN_FASHION_MNIST_DIR,
                                                   config.data.split))
     raise FileNotFoundError(_missing_tfds_message(config, e)) from e
@@ -348,7 +354,7 @@ def load_labeled(config: Any, split: str) -> tuple[np.ndarray, np.ndarray,
           download=config.data.download, shuffle_files=False, with_info=True,
           decoders={'image': tfds.decode.SkipDecoding()})
     except (tfds.core.DatasetNotFoundError, AssertionError) as e:
-      if name == 'fashion_mnist' and os.path.isdir(DEBIAN_FASHION_MNIST_DIR):
+      if _use_debian_fashion_mnist(name):
         records = tf.data.Dataset.from_tensor_slices((
             read_fashion_mnist_idx(DEBIAN_FASHION_MNIST_DIR, split),
             read_fashion_mnist_idx_labels(DEBIAN_FASHION_MNIST_DIR, split)))

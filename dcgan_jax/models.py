@@ -38,7 +38,8 @@ def check_architecture(image_size: int, channels: int) -> None:
         f'{", ".join(map(str, SUPPORTED_CHANNELS))}.')
 
 
-def _batch_norm(train: bool, axis_name: Optional[str]) -> nn.BatchNorm:
+def _batch_norm(train: bool, axis_name: Optional[str],
+                dtype: Any) -> nn.BatchNorm:
   # momentum 0.9 / epsilon 1e-5 are PyTorch's BatchNorm2d defaults (its
   # momentum=0.1 weighs the new batch). Under pmap the batch statistics are
   # those of the global batch, so training does not depend on the device count.
@@ -47,6 +48,7 @@ def _batch_norm(train: bool, axis_name: Optional[str]) -> nn.BatchNorm:
       momentum=0.9,
       epsilon=1e-5,
       scale_init=bn_scale_init,
+      dtype=dtype,  # Statistics are still reduced in float32.
       axis_name=axis_name if train else None)
 
 
@@ -62,11 +64,13 @@ class ConvTranspose4x4Stride2(nn.Module):
   30x slower.
   """
   features: int
+  dtype: Any = jnp.float32  # Computation; the kernel is kept in float32.
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.param('kernel', conv_init,
                         (4, 4, x.shape[-1], self.features), jnp.float32)
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     # Phase r reads input rows a - 1, a (r = 0) or a, a + 1 (r = 1).
     pads = ((1, 0), (0, 1))
     phases = jnp.stack([
@@ -81,10 +85,15 @@ class ConvTranspose4x4Stride2(nn.Module):
 
 
 class Generator(nn.Module):
-  """Maps z of shape (B, nz) to images (B, S, S, C) in [-1, 1]."""
+  """Maps z of shape (B, nz) to float32 images (B, S, S, C) in [-1, 1].
+
+  `dtype` is the computation dtype (bfloat16 for mixed precision);
+  parameters are float32 either way.
+  """
   image_size: int = 64
   channels: int = 3
   ngf: int = 64
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True,
@@ -95,22 +104,25 @@ class Generator(nn.Module):
     x = z.reshape(z.shape[0], 1, 1, z.shape[-1])
     x = nn.ConvTranspose(features, (base, base), padding='VALID',
                          use_bias=False, kernel_init=conv_init,
-                         name='ConvTranspose_0')(x)
-    x = nn.relu(_batch_norm(train, axis_name)(x))
+                         dtype=self.dtype, name='ConvTranspose_0')(x)
+    x = nn.relu(_batch_norm(train, axis_name, self.dtype)(x))
     for i in range(1, num_up):
       features //= 2
-      x = ConvTranspose4x4Stride2(features, name=f'ConvTranspose_{i}')(x)
-      x = nn.relu(_batch_norm(train, axis_name)(x))
-    x = ConvTranspose4x4Stride2(self.channels,
+      x = ConvTranspose4x4Stride2(features, self.dtype,
+                                  name=f'ConvTranspose_{i}')(x)
+      x = nn.relu(_batch_norm(train, axis_name, self.dtype)(x))
+    x = ConvTranspose4x4Stride2(self.channels, self.dtype,
                                 name=f'ConvTranspose_{num_up}')(x)
-    return jnp.tanh(x)
+    return jnp.tanh(x).astype(jnp.float32)
 
 
 class Discriminator(nn.Module):
-  """Maps images (B, S, S, C) to one real/fake logit per image, shape (B,)."""
+  """Maps images (B, S, S, C) to one float32 real/fake logit per image,
+  shape (B,), computing in `dtype` with float32 parameters."""
   image_size: int = 64
   channels: int = 3
   ndf: int = 64
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True,
@@ -122,22 +134,40 @@ class Discriminator(nn.Module):
           f'Discriminator expects images of shape (batch, {expected[0]}, '
           f'{expected[1]}, {expected[2]}), got {x.shape}.')
     base, num_down = ARCHITECTURES[self.image_size]
-    conv = functools.partial(nn.Conv, use_bias=False, kernel_init=conv_init)
+    conv = functools.partial(nn.Conv, use_bias=False, kernel_init=conv_init,
+                             dtype=self.dtype)
     for i in range(num_down):
       x = conv(self.ndf * 2**i, (4, 4), strides=(2, 2),
                padding=((1, 1), (1, 1)))(x)
       if i > 0:  # No BatchNorm on D's first layer (Radford et al.).
-        x = _batch_norm(train, axis_name)(x)
+        x = _batch_norm(train, axis_name, self.dtype)(x)
       x = nn.leaky_relu(x, negative_slope=0.2)
     x = conv(1, (base, base), padding='VALID')(x)
-    return x.reshape(x.shape[0])
+    return x.reshape(x.shape[0]).astype(jnp.float32)
+
+
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def compute_dtype(config: Any) -> Any:
+  """config.dtype ('float32' if absent) as a jnp dtype.
+
+  Raises:
+    ValueError: naming the key and the supported values.
+  """
+  name = config.get('dtype', 'float32')
+  if name not in DTYPES:
+    raise ValueError(f'config.dtype={name!r} is not supported; use one of '
+                     f'{", ".join(DTYPES)}.')
+  return DTYPES[name]
 
 
 def create_models(config: Any) -> tuple[Generator, Discriminator]:
-  """Builds G and D from a config's `data` and `model` fields."""
+  """Builds G and D from a config's `data` and `model` fields and `dtype`."""
   image_size, channels = config.data.image_size, config.data.channels
   check_architecture(image_size, channels)
+  dtype = compute_dtype(config)
   return (Generator(image_size=image_size, channels=channels,
-                    ngf=config.model.ngf),
+                    ngf=config.model.ngf, dtype=dtype),
           Discriminator(image_size=image_size, channels=channels,
-                        ndf=config.model.ndf))
+                        ndf=config.model.ndf, dtype=dtype))

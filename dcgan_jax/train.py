@@ -55,6 +55,7 @@ def steps_per_epoch(config: Any, num_examples: int) -> int:
 def _validate(config: Any) -> None:
   """Fails on bad config values before any data is read or code compiled."""
   models.check_architecture(config.data.image_size, config.data.channels)
+  models.compute_dtype(config)
   input_pipeline.local_batch_layout(config.batch_size)
   for key in ('log_every_steps', 'sample_every_steps',
               'checkpoint_every_steps'):

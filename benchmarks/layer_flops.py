@@ -1,0 +1,148 @@
+"""Where a dcgan_jax training step spends its time: achieved GFLOP/s of each
+convolution (forward, input gradient, kernel gradient) against the CPU's
+peak, and how much of the step the convolutions explain.
+
+  python benchmarks/layer_flops.py [--size 64x3] [--batch 64] [--ghz 2.2]
+
+The peak is cores x 2 FMA units x 8 float32 lanes (AVX2) x 2 FLOP x the
+clock (--ghz; /proc/cpuinfo's nominal MHz by default); the script also
+measures a large float32 matmul as a reachable ceiling.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from dcgan_jax import models  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dcgan_jax import steps  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def _median_seconds(fn, *args, repeats=10):
+  jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
+
+
+def _nominal_ghz() -> float:
+  with open('/proc/cpuinfo') as f:
+    for line in f:
+      if line.startswith('cpu MHz'):
+        return float(line.split(':')[1]) / 1000
+  return float('nan')
+
+
+def _layers(size, channels, batch, ngf=64, ndf=64, nz=100):
+  """(name, module, input shape, MACs per batch) of G's and D's convs."""
+  base, num = models.ARCHITECTURES[size]
+  layers = []
+  features = ngf * 2 ** (num - 1)
+  layers.append(('G ConvT_0', nn.ConvTranspose(
+      features, (base, base), padding='VALID', use_bias=False),
+                 (batch, 1, 1, nz), batch * base * base * features * nz))
+  resolution = base
+  for i in range(1, num + 1):
+    out = features // 2 if i < num else channels
+    layers.append((f'G ConvT_{i}', models.ConvTranspose4x4Stride2(out),
+                   (batch, resolution, resolution, features),
+                   batch * (2 * resolution)**2 * 4 * features * out))
+    features, resolution = out, 2 * resolution
+  features_in, resolution = channels, size
+  for i in range(num):
+    out = ndf * 2**i
+    resolution //= 2
+    layers.append((f'D Conv_{i}', nn.Conv(
+        out, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+        use_bias=False), (batch, 2 * resolution, 2 * resolution, features_in),
+                   batch * resolution**2 * 16 * features_in * out))
+    features_in = out
+  layers.append((f'D Conv_{num}', nn.Conv(1, (base, base), padding='VALID',
+                                          use_bias=False),
+                 (batch, base, base, features_in),
+                 batch * base * base * features_in))
+  return layers
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__)
+  parser.add_argument('--size', default='64x3')
+  parser.add_argument('--batch', type=int, default=64)
+  parser.add_argument('--ghz', type=float, default=None)
+  args = parser.parse_args()
+  size, channels = map(int, args.size.split('x'))
+  cores = os.cpu_count()
+  ghz = args.ghz or _nominal_ghz()
+  peak = cores * 2 * 8 * 2 * ghz  # GFLOP/s, AVX2 FMA.
+
+  a = jax.random.normal(jax.random.key(0), (2048, 2048))
+  matmul = 2 * 2048**3 / _median_seconds(jax.jit(jnp.dot), a, a) / 1e9
+  print(f'jax {jax.__version__}; {cores} cores at {ghz:.2f} GHz: AVX2 FMA '
+        f'peak {peak:.1f} GFLOP/s; measured 2048^2 float32 matmul '
+        f'{matmul:.1f} GFLOP/s ({100 * matmul / peak:.0f}% of peak)\n')
+  print('| layer | GFLOP/batch | forward ms | GFLOP/s | input grad ms | '
+        'GFLOP/s | kernel grad ms | GFLOP/s |')
+  print('| --- | --- | --- | --- | --- | --- | --- | --- |')
+  totals = {}
+  for name, module, shape, macs in _layers(size, channels, args.batch):
+    x = jax.random.normal(jax.random.key(1), shape)
+    params = module.init(jax.random.key(2), x)
+    y = module.apply(params, x)
+    g = jax.random.normal(jax.random.key(3), y.shape)
+    forward = jax.jit(module.apply)
+    input_grad = jax.jit(
+        lambda p, x, g, m=module: jax.vjp(lambda x: m.apply(p, x), x)[1](g))
+    kernel_grad = jax.jit(
+        lambda p, x, g, m=module: jax.vjp(lambda p: m.apply(p, x), p)[1](g))
+    gflop = 2 * macs / 1e9
+    t = [_median_seconds(forward, params, x),
+         _median_seconds(input_grad, params, x, g),
+         _median_seconds(kernel_grad, params, x, g)]
+    totals[name] = (gflop, t)
+    print(f'| {name} | {gflop:.2f} | ' + ' | '.join(
+        f'{1000 * s:.1f} | {gflop / s:.0f} ({100 * gflop / s / peak:.0f}%)'
+        for s in t) + ' |')
+
+  # The step's convolutions: G forward once; D forward on real, fake (D
+  # step) and fake again (G step); D kernel grads twice (real, fake); D input
+  # grads for the fake in both updates (not for D's first layer in D's);
+  # G kernel and input grads once (no input grad into z).
+  conv_seconds = conv_flops = 0.0
+  for name, (gflop, (fwd, dx, dw)) in totals.items():
+    if name.startswith('G'):
+      counts = (1, 0 if name == 'G ConvT_0' else 1, 1)
+    else:
+      counts = (3, 1 if name == 'D Conv_0' else 2, 2)
+    conv_seconds += counts[0] * fwd + counts[1] * dx + counts[2] * dw
+    conv_flops += sum(counts) * gflop
+
+  config = ml_collections.ConfigDict({
+      'data': {'image_size': size, 'channels': channels},
+      'model': {'nz': 100, 'ngf': 64, 'ndf': 64},
+      'optim': {'lr_g': 2e-4, 'lr_d': 2e-4, 'b1': 0.5, 'b2': 0.999}})
+  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  images = jax.random.uniform(jax.random.key(1),
+                              (args.batch, size, size, channels), minval=-1)
+  train_step = jax.jit(steps.train_step)
+  step = _median_seconds(lambda: train_step(g_state, d_state, images,
+                                            jax.random.key(2))[2])
+  print(f'\nStep: {1000 * step:.1f} ms ({args.batch / step:.1f} img/s), '
+        f'{conv_flops:.2f} GFLOP of convolutions = {conv_flops / step:.0f} '
+        f'GFLOP/s ({100 * conv_flops / step / peak:.0f}% of peak). The '
+        f'convolutions timed alone add up to {1000 * conv_seconds:.1f} ms, '
+        f'{100 * conv_seconds / step:.0f}% of the step; the rest is '
+        'BatchNorm, activations, losses, Adam and layout copies.')
+
+
+if __name__ == '__main__':
+  main()
