@@ -7,7 +7,6 @@ stride-2 transposed convs; D mirrors it with 4x4 stride-2 convs and ends in a
 layers and the base resolution (7x7 for 28x28 images).
 """
 
-import functools
 from typing import Any, Optional
 
 import flax.linen as nn
@@ -52,17 +51,138 @@ def _batch_norm(train: bool, axis_name: Optional[str],
       axis_name=axis_name if train else None)
 
 
-class ConvTranspose4x4Stride2(nn.Module):
-  """PyTorch's ConvTranspose2d(k=4, s=2, p=1, bias=False), phase by phase.
+_NHWC = ('NHWC', 'HWIO', 'NHWC')
 
-  Computes exactly `nn.ConvTranspose(features, (4, 4), strides=(2, 2),
-  padding=((2, 2), (2, 2)))` with the same kernel: output pixel
-  (2a + r, 2b + s) only ever meets kernel taps of parity (r, s), so the
-  transposed convolution is four 2x2 stride-1 convolutions, one per output
-  phase, interleaved. Their gradients are ordinary convolutions, whereas
-  XLA:CPU computes the dilated kernel gradient of `lax.conv_transpose` about
-  30x slower.
+
+def _conv4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return jax.lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)),
+                                      dimension_numbers=_NHWC)
+
+
+def _conv4x4_stride2_as_2x2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The same convolution as a stride-1 2x2 one over 2x2 pixel blocks.
+
+  Input pixel (2i + p, 2j + q) of the padded image becomes channel (p, q)
+  of block (i, j), and kernel tap (2a + p, 2b + q) becomes tap (a, b) of
+  that channel.
   """
+  batch, height, width, channels = x.shape
+  padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  blocks = padded.reshape(batch, height // 2 + 1, 2, width // 2 + 1, 2,
+                          channels).transpose(0, 1, 3, 2, 4, 5).reshape(
+                              batch, height // 2 + 1, width // 2 + 1,
+                              4 * channels)
+  kernel = kernel.reshape(2, 2, 2, 2, channels, -1).transpose(
+      0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * channels, -1)
+  return jax.lax.conv_general_dilated(blocks, kernel, (1, 1), 'VALID',
+                                      dimension_numbers=_NHWC)
+
+
+@jax.custom_vjp
+def conv4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """PyTorch's Conv2d(k=4, s=2, p=1, bias=False) in NHWC/HWIO.
+
+  On CPU its input gradient is computed through the blockwise stride-1
+  form, which XLA:CPU runs 1.7-3x faster than the strided convolution's
+  transposed form (benchmarks/layer_flops.py); the forward pass and the
+  kernel gradient are the direct convolution's, the fastest there.
+  """
+  return _conv4x4_stride2(x, kernel)
+
+
+def _conv4x4_stride2_fwd(x, kernel):
+  return _conv4x4_stride2(x, kernel), (x, kernel)
+
+
+def _conv4x4_stride2_bwd(residuals, cotangent):
+  x, kernel = residuals
+  _, kernel_vjp = jax.vjp(lambda k: _conv4x4_stride2(x, k), kernel)
+
+  def input_grad(form):
+    return jax.vjp(lambda x: form(x, kernel), x)[1](cotangent)[0]
+
+  x_grad = jax.lax.platform_dependent(
+      cpu=lambda: input_grad(_conv4x4_stride2_as_2x2),
+      default=lambda: input_grad(_conv4x4_stride2))
+  return x_grad, kernel_vjp(cotangent)[0]
+
+
+conv4x4_stride2.defvjp(_conv4x4_stride2_fwd, _conv4x4_stride2_bwd)
+
+
+class Conv4x4Stride2(nn.Module):
+  """D's downsampling layer: `conv4x4_stride2` with a float32 kernel."""
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param('kernel', conv_init,
+                        (4, 4, x.shape[-1], self.features), jnp.float32)
+    return conv4x4_stride2(x.astype(self.dtype), kernel.astype(self.dtype))
+
+
+def _phase_conv_transpose(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Output phase (r, s) of the transposed convolution: a 2x2 stride-1
+  convolution with the kernel taps of parity (r, s); phases interleaved."""
+  # Phase r reads input rows a - 1, a (r = 0) or a, a + 1 (r = 1).
+  pads = ((1, 0), (0, 1))
+  phases = jnp.stack([
+      jnp.stack([
+          jax.lax.conv_general_dilated(x, kernel[r::2, s::2], (1, 1),
+                                       (pads[r], pads[s]),
+                                       dimension_numbers=_NHWC)
+          for s in (0, 1)], axis=3)
+      for r in (0, 1)], axis=2)  # (B, H, r, W, s, C)
+  batch, height, _, width, _, channels = phases.shape
+  return phases.reshape(batch, 2 * height, 2 * width, channels)
+
+
+def _adjoint_kernel(kernel: jax.Array) -> jax.Array:
+  """The kernel of the strided convolution whose input gradient is this
+  transposed convolution: taps flipped, input and output swapped. Its own
+  inverse."""
+  return jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
+
+
+@jax.custom_vjp
+def conv_transpose4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """PyTorch's ConvTranspose2d(k=4, s=2, p=1, bias=False); equal to
+  `nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2,
+  2)))` with the same HWIO kernel.
+
+  Forward: four 2x2 convolutions, one per output phase (output pixel
+  (2a + r, 2b + s) only meets kernel taps of parity (r, s)). Backward: this
+  operator is the input gradient of a 4x4 stride-2 convolution with the
+  adjoint kernel, so its input gradient is that convolution of the output
+  gradient, and its kernel gradient that convolution's kernel gradient
+  (with the input as cotangent). All of these are plain convolutions;
+  XLA:CPU runs the dilated kernel gradient of `lax.conv_transpose` about
+  30x slower, and the phase convolutions' kernel gradients up to 3x slower
+  (benchmarks/layer_flops.py).
+  """
+  return _phase_conv_transpose(x, kernel)
+
+
+def _conv_transpose4x4_stride2_fwd(x, kernel):
+  return _phase_conv_transpose(x, kernel), (x, kernel)
+
+
+def _conv_transpose4x4_stride2_bwd(residuals, cotangent):
+  x, kernel = residuals
+  adjoint = _adjoint_kernel(kernel)
+  x_grad, adjoint_vjp = jax.vjp(lambda k: _conv4x4_stride2(cotangent, k),
+                                adjoint)
+  return x_grad, _adjoint_kernel(adjoint_vjp(x)[0])
+
+
+conv_transpose4x4_stride2.defvjp(_conv_transpose4x4_stride2_fwd,
+                                 _conv_transpose4x4_stride2_bwd)
+
+
+class ConvTranspose4x4Stride2(nn.Module):
+  """G's upsampling layer: `conv_transpose4x4_stride2` with a float32
+  kernel."""
   features: int
   dtype: Any = jnp.float32  # Computation; the kernel is kept in float32.
 
@@ -70,18 +190,8 @@ class ConvTranspose4x4Stride2(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.param('kernel', conv_init,
                         (4, 4, x.shape[-1], self.features), jnp.float32)
-    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    # Phase r reads input rows a - 1, a (r = 0) or a, a + 1 (r = 1).
-    pads = ((1, 0), (0, 1))
-    phases = jnp.stack([
-        jnp.stack([
-            jax.lax.conv_general_dilated(
-                x, kernel[r::2, s::2], (1, 1), (pads[r], pads[s]),
-                dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-            for s in (0, 1)], axis=3)
-        for r in (0, 1)], axis=2)  # (B, H, r, W, s, C)
-    batch, height, _, width, _, channels = phases.shape
-    return phases.reshape(batch, 2 * height, 2 * width, channels)
+    return conv_transpose4x4_stride2(x.astype(self.dtype),
+                                     kernel.astype(self.dtype))
 
 
 class Generator(nn.Module):
@@ -134,15 +244,14 @@ class Discriminator(nn.Module):
           f'Discriminator expects images of shape (batch, {expected[0]}, '
           f'{expected[1]}, {expected[2]}), got {x.shape}.')
     base, num_down = ARCHITECTURES[self.image_size]
-    conv = functools.partial(nn.Conv, use_bias=False, kernel_init=conv_init,
-                             dtype=self.dtype)
     for i in range(num_down):
-      x = conv(self.ndf * 2**i, (4, 4), strides=(2, 2),
-               padding=((1, 1), (1, 1)))(x)
+      x = Conv4x4Stride2(self.ndf * 2**i, self.dtype, name=f'Conv_{i}')(x)
       if i > 0:  # No BatchNorm on D's first layer (Radford et al.).
         x = _batch_norm(train, axis_name, self.dtype)(x)
       x = nn.leaky_relu(x, negative_slope=0.2)
-    x = conv(1, (base, base), padding='VALID')(x)
+    x = nn.Conv(1, (base, base), padding='VALID', use_bias=False,
+                kernel_init=conv_init, dtype=self.dtype,
+                name=f'Conv_{num_down}')(x)
     return x.reshape(x.shape[0]).astype(jnp.float32)
 
 

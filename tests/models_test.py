@@ -121,3 +121,28 @@ def test_phase_conv_transpose_equals_conv_transpose(shape, features):
       jax.grad(functools.partial(loss, reference), argnums=(0, 1))(params, x)):
     for a, b in zip(jax.tree.leaves(got_grad), jax.tree.leaves(want_grad)):
       np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('shape,features', [((3, 16, 16, 3), 8),
+                                            ((2, 8, 8, 16), 32)])
+def test_strided_conv_equals_flax_conv(shape, features):
+  """Outputs and gradients equal nn.Conv(4x4, stride 2, pad 1)'s to 1e-5."""
+  x = jax.random.normal(jax.random.key(0), shape)
+  ours = models.Conv4x4Stride2(features)
+  params = ours.init(jax.random.key(1), x)
+  reference = nn.Conv(features, (4, 4), strides=(2, 2),
+                      padding=((1, 1), (1, 1)), use_bias=False)
+  cotangent = jax.random.normal(
+      jax.random.key(2), (shape[0], shape[1] // 2, shape[2] // 2, features))
+
+  def loss(module, params, x):
+    return jnp.sum(module.apply(params, x) * cotangent)
+
+  np.testing.assert_allclose(ours.apply(params, x),
+                             reference.apply(params, x), atol=1e-5, rtol=1e-5)
+  for got_grad, want_grad in zip(
+      jax.jit(jax.grad(functools.partial(loss, ours), argnums=(0, 1)))(
+          params, x),
+      jax.grad(functools.partial(loss, reference), argnums=(0, 1))(params, x)):
+    for a, b in zip(jax.tree.leaves(got_grad), jax.tree.leaves(want_grad)):
+      np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
