@@ -4,8 +4,9 @@ peak, and how much of the step the convolutions explain.
 
   python benchmarks/layer_flops.py [--size 64x3] [--batch 64] [--ghz 2.2]
 
-The peak is cores x 2 FMA units x 8 float32 lanes (AVX2) x 2 FLOP x the
-clock (--ghz; /proc/cpuinfo's nominal MHz by default); the script also
+The peak is cores x 2 FMA units x float32 lanes (8 with AVX2, 16 with
+AVX-512) x 2 FLOP x the clock (--ghz; /proc/cpuinfo's nominal MHz by
+default); percentages are of the widest the CPU has. The script also
 measures a large float32 matmul as a reachable ceiling.
 """
 
@@ -35,12 +36,13 @@ def _median_seconds(fn, *args, repeats=10):
   return float(np.median(times))
 
 
-def _nominal_ghz() -> float:
+def _cpuinfo() -> tuple[float, bool]:
+  """(nominal GHz, whether the CPU has AVX-512)."""
   with open('/proc/cpuinfo') as f:
-    for line in f:
-      if line.startswith('cpu MHz'):
-        return float(line.split(':')[1]) / 1000
-  return float('nan')
+    text = f.read()
+  mhz = [line for line in text.splitlines() if line.startswith('cpu MHz')]
+  ghz = float(mhz[0].split(':')[1]) / 1000 if mhz else float('nan')
+  return ghz, ' avx512f' in text
 
 
 def _layers(size, channels, batch, ngf=64, ndf=64, nz=100):
@@ -62,9 +64,8 @@ def _layers(size, channels, batch, ngf=64, ndf=64, nz=100):
   for i in range(num):
     out = ndf * 2**i
     resolution //= 2
-    layers.append((f'D Conv_{i}', nn.Conv(
-        out, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-        use_bias=False), (batch, 2 * resolution, 2 * resolution, features_in),
+    layers.append((f'D Conv_{i}', models.Conv4x4Stride2(out),
+                   (batch, 2 * resolution, 2 * resolution, features_in),
                    batch * resolution**2 * 16 * features_in * out))
     features_in = out
   layers.append((f'D Conv_{num}', nn.Conv(1, (base, base), padding='VALID',
@@ -72,6 +73,24 @@ def _layers(size, channels, batch, ngf=64, ndf=64, nz=100):
                  (batch, base, base, features_in),
                  batch * base * base * features_in))
   return layers
+
+
+def uses_per_step(name: str) -> tuple[int, int, int]:
+  """(forward, input grad, kernel grad) passes of a layer in one train_step.
+
+  G runs forward once and backward once (no gradient into z); D runs
+  forward three times (real and fake for its update, fake again for G's),
+  kernel gradients twice, input gradients twice (not into the real batch).
+  """
+  if name.startswith('G'):
+    return (1, 0 if name == 'G ConvT_0' else 1, 1)
+  return (3, 1 if name == 'D Conv_0' else 2, 2)
+
+
+def step_gflop_per_image(size: int, channels: int) -> float:
+  """Convolution GFLOP of one train_step, per image."""
+  return sum(sum(uses_per_step(name)) * 2 * macs
+             for name, _, _, macs in _layers(size, channels, 1)) / 1e9
 
 
 def main():
@@ -82,14 +101,18 @@ def main():
   args = parser.parse_args()
   size, channels = map(int, args.size.split('x'))
   cores = os.cpu_count()
-  ghz = args.ghz or _nominal_ghz()
-  peak = cores * 2 * 8 * 2 * ghz  # GFLOP/s, AVX2 FMA.
+  nominal_ghz, avx512 = _cpuinfo()
+  ghz = args.ghz or nominal_ghz
+  peak_avx2 = cores * 2 * 8 * 2 * ghz  # GFLOP/s.
+  peak = 2 * peak_avx2 if avx512 else peak_avx2
 
   a = jax.random.normal(jax.random.key(0), (2048, 2048))
   matmul = 2 * 2048**3 / _median_seconds(jax.jit(jnp.dot), a, a) / 1e9
-  print(f'jax {jax.__version__}; {cores} cores at {ghz:.2f} GHz: AVX2 FMA '
-        f'peak {peak:.1f} GFLOP/s; measured 2048^2 float32 matmul '
-        f'{matmul:.1f} GFLOP/s ({100 * matmul / peak:.0f}% of peak)\n')
+  print(f'jax {jax.__version__}; {cores} cores at {ghz:.2f} GHz: float32 '
+        f'FMA peak {peak_avx2:.1f} GFLOP/s with AVX2'
+        f'{f", {peak:.1f} with AVX-512" if avx512 else ""}; measured '
+        f'2048^2 float32 matmul {matmul:.1f} GFLOP/s ({100 * matmul / peak:.0f}'
+        '% of peak). Percentages below are of the widest peak.\n')
   print('| layer | GFLOP/batch | forward ms | GFLOP/s | input grad ms | '
         'GFLOP/s | kernel grad ms | GFLOP/s |')
   print('| --- | --- | --- | --- | --- | --- | --- | --- |')
@@ -113,16 +136,9 @@ def main():
         f'{1000 * s:.1f} | {gflop / s:.0f} ({100 * gflop / s / peak:.0f}%)'
         for s in t) + ' |')
 
-  # The step's convolutions: G forward once; D forward on real, fake (D
-  # step) and fake again (G step); D kernel grads twice (real, fake); D input
-  # grads for the fake in both updates (not for D's first layer in D's);
-  # G kernel and input grads once (no input grad into z).
   conv_seconds = conv_flops = 0.0
   for name, (gflop, (fwd, dx, dw)) in totals.items():
-    if name.startswith('G'):
-      counts = (1, 0 if name == 'G ConvT_0' else 1, 1)
-    else:
-      counts = (3, 1 if name == 'D Conv_0' else 2, 2)
+    counts = uses_per_step(name)
     conv_seconds += counts[0] * fwd + counts[1] * dx + counts[2] * dw
     conv_flops += sum(counts) * gflop
 

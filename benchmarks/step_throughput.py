@@ -5,11 +5,14 @@ Each (implementation, shape, dtype) runs in a child process of its own, so
 that its peak memory is its own (RSS on CPU, device memory on GPU) and
 torch never shares a process with JAX's XLA runtime. Prints img/s (median
 of --repeats timed calls after --warmup untimed ones), peak memory and the
-ratio of dcgan_jax's img/s to PyTorch eager's.
+ratio of dcgan_jax's img/s to PyTorch eager's. With --peak it also times a
+large matmul in each dtype on the device and reports each step's
+convolution GFLOP/s (benchmarks/layer_flops.py's count) as a fraction of
+it.
 
   python benchmarks/step_throughput.py                     # CPU: 64x64x3 and 32x32x1, batch 64
   python benchmarks/step_throughput.py --batch 128 512 --dtypes float32 bfloat16 \
-      --impls jax torch torch_compile                      # GPU
+      --impls jax torch torch_compile --peak               # GPU
 
 Implementations: jax (`steps.train_step`, jitted, states donated),
 jax_separate (`d_step` then `g_step`: two G forwards), torch (the PyTorch
@@ -112,11 +115,28 @@ def run_torch(size, channels, batch, dtype, warmup, repeats, compiled=False):
                               if device == 'cuda' else 0)}
 
 
+def run_matmul(size, channels, batch, dtype, warmup, repeats):
+  """Times an 8192^2 matmul in dtype: the device's reachable peak."""
+  del size, channels, batch
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  n = 8192 if jax.default_backend() != 'cpu' else 2048
+  a = jax.random.normal(jax.random.key(0), (n, n)).astype(dtype)
+  matmul = jax.jit(jnp.dot)
+  times = _timed(lambda: matmul(a, a).block_until_ready(), warmup, repeats,
+                 lambda: None)
+  return {'gflop_s': 2 * n**3 / sorted(times)[len(times) // 2] / 1e9,
+          'times': times, 'num_params': (0, 0), 'peak_device_mib': 0,
+          'device': jax.devices()[0].device_kind,
+          'version': f'jax {jax.__version__}'}
+
+
 WORKERS = {
     'jax': run_jax,
     'jax_separate': lambda *a: run_jax(*a, separate=True),
     'torch': run_torch,
     'torch_compile': lambda *a: run_torch(*a, compiled=True),
+    'matmul': run_matmul,
 }
 
 
@@ -151,6 +171,8 @@ def main():
                       choices=sorted(WORKERS))
   parser.add_argument('--warmup', type=int, default=3)
   parser.add_argument('--repeats', type=int, default=10)
+  parser.add_argument('--peak', action='store_true',
+                      help='also report the fraction of a matmul peak')
   parser.add_argument('--worker', action='store_true',
                       help='(internal) run one measurement in this process')
   args = parser.parse_args()
@@ -158,10 +180,19 @@ def main():
     _worker(args)
     return
 
+  from benchmarks import layer_flops  # pylint: disable=g-import-not-at-top
+  notes = set()
+  peaks = {dtype: _child('matmul', '1x1', 1, dtype, args)['gflop_s']
+           for dtype in args.dtypes} if args.peak else {}
+  for dtype, gflop_s in peaks.items():
+    notes.add(f'{dtype} matmul peak: {gflop_s:.0f} GFLOP/s')
   print('| shape | batch | dtype | implementation | img/s | ms/step (median) '
-        '| peak RSS MiB | peak device MiB | vs torch eager |')
-  print('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+        '| peak RSS MiB | peak device MiB | vs torch eager | conv GFLOP/s '
+        '(of matmul peak) |')
+  print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
   for spec in args.sizes:
+    gflop_per_image = layer_flops.step_gflop_per_image(
+        *map(int, spec.split('x')))
     for batch in args.batch:
       for dtype in args.dtypes:
         results = {impl: _child(impl, spec, batch, dtype, args)
@@ -175,14 +206,19 @@ def main():
           if result is None:
             continue
           ratio = f'{result["img_s"] / base["img_s"]:.2f}x' if base else '-'
+          gflop_s = result['img_s'] * gflop_per_image
+          of_peak = (f' ({100 * gflop_s / peaks[dtype]:.0f}%)' if peaks
+                     else '')
           print(f'| {spec} | {batch} | {dtype} | {impl} | '
                 f'{result["img_s"]:.1f} | {1000 * result["median_s"]:.1f} | '
                 f'{result["peak_rss_mib"]:.0f} | '
-                f'{result["peak_device_mib"]:.0f} | {ratio} |', flush=True)
-  devices = {r['device'] + ', ' + r['version']: r['num_params']
-             for r in results.values() if r}
-  print('\nLast shape run on:', '; '.join(devices),
-        '(G, D) parameters:', sorted({tuple(v) for v in devices.values()}))
+                f'{result["peak_device_mib"]:.0f} | {ratio} | '
+                f'{gflop_s:.0f}{of_peak} |', flush=True)
+        notes.update(f'{impl}: {r["device"]}, {r["version"]}, (G, D) '
+                     f'parameters {tuple(r["num_params"])} at {spec}'
+                     for impl, r in results.items() if r)
+  print()
+  print('\n'.join(sorted(notes)))
 
 
 if __name__ == '__main__':
