@@ -10,6 +10,7 @@ depend only on the config and the step, so a resumed run sees exactly what
 an uninterrupted one would.
 """
 
+import collections
 import concurrent.futures
 import dataclasses
 import functools
@@ -302,25 +303,25 @@ def _labeled_folder(config: Any, split: str
   root = config.data.path
   files = check_image_files(list_image_files(root),
                             config.data.max_bad_fraction)
-  classes = sorted({os.path.relpath(f, root).split(os.sep)[0]
-                    for f in files})
-  if any(os.path.dirname(os.path.relpath(f, root)) == '' for f in files):
+  parts = [os.path.relpath(f, root).split(os.sep) for f in files]
+  if any(len(p) == 1 for p in parts):
     raise ValueError(
         f'config.data.path={root!r} has images outside class subfolders; '
         'labels come from the top-level subfolder of each image '
         '(root/CLASS/.../image).')
+  classes = sorted({p[0] for p in parts})
   if len(classes) < 2:
     raise ValueError(f'config.data.path={root!r} has {len(classes)} class '
                      'subfolder(s); a classifier needs at least 2.')
-  by_class = {c: [f for f in files
-                  if os.path.relpath(f, root).split(os.sep)[0] == c]
-              for c in classes}
+  label_of = {c: i for i, c in enumerate(classes)}
+  seen = collections.Counter()  # Files of each class so far, in path order.
   chosen, labels = [], []
-  for label, c in enumerate(classes):
-    for i, f in enumerate(by_class[c]):
-      if (i % FOLDER_TEST_EVERY == 0) == (split == 'test'):
-        chosen.append(f)
-        labels.append(label)
+  for f, p in zip(files, parts):
+    label = label_of[p[0]]
+    if (seen[label] % FOLDER_TEST_EVERY == 0) == (split == 'test'):
+      chosen.append(f)
+      labels.append(label)
+    seen[label] += 1
   records = tf.data.Dataset.from_tensor_slices(
       (chosen, np.array(labels, np.int32))).map(
           lambda f, y: (tf.io.read_file(f), y))

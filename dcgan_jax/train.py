@@ -228,7 +228,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         last = step == total_steps or stopping
         log_now = step % config.log_every_steps == 0 or last
         save_now = step % config.checkpoint_every_steps == 0 or last
-        if log_now or save_now:
+        eval_now = bool(evaluator) and not stopping and (
+            step % eval_every == 0 or last)
+        if log_now or save_now or eval_now:
           # The only host synchronisation: the metrics since the last log,
           # checked before anything is saved.
           fetched = jax.device_get(pending_metrics)
@@ -241,20 +243,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           pending_metrics = []
         if step % config.sample_every_steps == 0 or step == total_steps:
           write_samples(step)
-        if save_now:
+        if save_now or eval_now:
           states = host_states()
           _raise_if_non_finite(
               [(step, {f'parameter {jax.tree_util.keystr(path)}': value
                        for path, value in
                        jax.tree_util.tree_leaves_with_path(states)})],
               last_saved, workdir)
+        if save_now:
           checkpoint.save(manager, step, *states, step_rng, config)
           last_saved = step
-        if evaluator and not stopping and (step % eval_every == 0 or last):
+        if eval_now:
           results = evaluator(g_state)
           writer.write_scalars(step, results)
-          checkpoint.save(best_manager, step, *host_states(), step_rng,
-                          config, metrics=results)
+          checkpoint.save(best_manager, step, *states, step_rng, config,
+                          metrics=results)
         if stopping:
           logging.info('Stopped at step %d (%s) after saving its checkpoint.',
                        step, stop.signal_name or 'preemption')
