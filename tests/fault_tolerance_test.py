@@ -84,7 +84,13 @@ def test_sigkill_between_checkpoints_then_restart_is_exact(tmp_path):
 
   killed = str(tmp_path / 'killed')
   process = _start(killed, *flags)
-  _wait_for(process, r'\] \[5\] d_fake')  # Past the checkpoint at step 4.
+  _wait_for(process, r'\] \[5\] d_fake')  # Past the checkpoint at step 4,
+  # which Orbax commits in the background: kill once it is there.
+  committed = os.path.join(checkpoint.checkpoint_dir(killed), '4')
+  deadline = time.time() + 120
+  while not os.path.isdir(committed) and time.time() < deadline:
+    assert process.poll() is None, 'run ended before step 4 was committed'
+    time.sleep(0.05)
   process.send_signal(signal.SIGKILL)
   process.wait(timeout=60)
   assert process.returncode == -signal.SIGKILL
