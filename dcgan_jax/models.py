@@ -78,14 +78,41 @@ def _conv4x4_stride2_as_2x2(x: jax.Array, kernel: jax.Array) -> jax.Array:
                                       dimension_numbers=_NHWC)
 
 
+def _conv4x4_stride2_kernel_grad(x: jax.Array,
+                                 out_grad: jax.Array) -> jax.Array:
+  """Kernel gradient of the 4x4 stride-2 convolution at input x.
+
+  XLA:CPU computes it up to 4x faster summed over batch chunks of 4 where
+  the output is at least 16x16 and neither side has only 1 or 2 channels
+  (benchmarks/layer_flops.py; elsewhere chunks were as fast or slower).
+  """
+  kernel_shape = (4, 4, x.shape[-1], out_grad.shape[-1])
+
+  def whole(x, out_grad):
+    return jax.vjp(lambda k: _conv4x4_stride2(x, k),
+                   jnp.zeros(kernel_shape, x.dtype))[1](out_grad)[0]
+
+  def chunked(x, out_grad):
+    chunk = 4
+    # Unrolled: inside a loop XLA:CPU runs these convolutions far slower.
+    return sum(whole(x[i:i + chunk], out_grad[i:i + chunk]).astype(jnp.float32)
+               for i in range(0, x.shape[0], chunk)).astype(x.dtype)
+
+  if (out_grad.shape[1] * out_grad.shape[2] < 256 or min(kernel_shape[2:]) < 3
+      or x.shape[0] % 4 or x.shape[0] <= 4):
+    return whole(x, out_grad)
+  return jax.lax.platform_dependent(x, out_grad, cpu=chunked, default=whole)
+
+
 @jax.custom_vjp
 def conv4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """PyTorch's Conv2d(k=4, s=2, p=1, bias=False) in NHWC/HWIO.
 
   On CPU its input gradient is computed through the blockwise stride-1
   form, which XLA:CPU runs 1.7-3x faster than the strided convolution's
-  transposed form (benchmarks/layer_flops.py); the forward pass and the
-  kernel gradient are the direct convolution's, the fastest there.
+  transposed form (benchmarks/layer_flops.py), and its kernel gradient as
+  `_conv4x4_stride2_kernel_grad` says; the forward pass is the direct
+  convolution.
   """
   return _conv4x4_stride2(x, kernel)
 
@@ -96,7 +123,6 @@ def _conv4x4_stride2_fwd(x, kernel):
 
 def _conv4x4_stride2_bwd(residuals, cotangent):
   x, kernel = residuals
-  _, kernel_vjp = jax.vjp(lambda k: _conv4x4_stride2(x, k), kernel)
 
   def input_grad(form):
     return jax.vjp(lambda x: form(x, kernel), x)[1](cotangent)[0]
@@ -104,7 +130,7 @@ def _conv4x4_stride2_bwd(residuals, cotangent):
   x_grad = jax.lax.platform_dependent(
       cpu=lambda: input_grad(_conv4x4_stride2_as_2x2),
       default=lambda: input_grad(_conv4x4_stride2))
-  return x_grad, kernel_vjp(cotangent)[0]
+  return x_grad, _conv4x4_stride2_kernel_grad(x, cotangent)
 
 
 conv4x4_stride2.defvjp(_conv4x4_stride2_fwd, _conv4x4_stride2_bwd)
@@ -170,10 +196,8 @@ def _conv_transpose4x4_stride2_fwd(x, kernel):
 
 def _conv_transpose4x4_stride2_bwd(residuals, cotangent):
   x, kernel = residuals
-  adjoint = _adjoint_kernel(kernel)
-  x_grad, adjoint_vjp = jax.vjp(lambda k: _conv4x4_stride2(cotangent, k),
-                                adjoint)
-  return x_grad, _adjoint_kernel(adjoint_vjp(x)[0])
+  x_grad = _conv4x4_stride2(cotangent, _adjoint_kernel(kernel))
+  return x_grad, _adjoint_kernel(_conv4x4_stride2_kernel_grad(cotangent, x))
 
 
 conv_transpose4x4_stride2.defvjp(_conv_transpose4x4_stride2_fwd,
