@@ -98,7 +98,7 @@ class Evaluator:
       self.spaces['classifier'] = (classifier.features, variables,
                                    _file_digest(classifier.default_path(config)))
     self._real: dict[str, np.ndarray] = {}
-    self._compiled: dict[str, tuple[Callable, Callable]] = {}
+    self._compiled: dict[str, tuple[Callable, Callable, Any]] = {}
 
   def _functions(self, space: str) -> tuple[Callable, Callable, Any]:
     """(pmapped embed(images), pmapped embed(G(z))) and replicated
