@@ -54,9 +54,19 @@ def _batch_norm(train: bool, axis_name: Optional[str],
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
 
 
+# XLA's ordinary forms, as flax's nn.Conv / nn.ConvTranspose compute them:
+# what GPUs and TPUs run (cuDNN's kernels on GPUs). On CPU the custom forms
+# below replace them, with equal outputs and gradients.
+
+
 def _conv4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return jax.lax.conv_general_dilated(x, kernel, (2, 2), ((1, 1), (1, 1)),
                                       dimension_numbers=_NHWC)
+
+
+def _conv_transpose4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return jax.lax.conv_transpose(x, kernel, (2, 2), ((2, 2), (2, 2)),
+                                dimension_numbers=_NHWC)
 
 
 def _conv4x4_stride2_as_2x2(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -78,8 +88,8 @@ def _conv4x4_stride2_as_2x2(x: jax.Array, kernel: jax.Array) -> jax.Array:
                                       dimension_numbers=_NHWC)
 
 
-def _conv4x4_stride2_kernel_grad(x: jax.Array,
-                                 out_grad: jax.Array) -> jax.Array:
+def _cpu_conv4x4_stride2_kernel_grad(x: jax.Array,
+                                     out_grad: jax.Array) -> jax.Array:
   """Kernel gradient of the 4x4 stride-2 convolution at input x.
 
   XLA:CPU computes it up to 4x faster summed over batch chunks of 4 where
@@ -92,48 +102,47 @@ def _conv4x4_stride2_kernel_grad(x: jax.Array,
     return jax.vjp(lambda k: _conv4x4_stride2(x, k),
                    jnp.zeros(kernel_shape, x.dtype))[1](out_grad)[0]
 
-  def chunked(x, out_grad):
-    chunk = 4
-    # Unrolled: inside a loop XLA:CPU runs these convolutions far slower.
-    return sum(whole(x[i:i + chunk], out_grad[i:i + chunk]).astype(jnp.float32)
-               for i in range(0, x.shape[0], chunk)).astype(x.dtype)
-
   if (out_grad.shape[1] * out_grad.shape[2] < 256 or min(kernel_shape[2:]) < 3
       or x.shape[0] % 4 or x.shape[0] <= 4):
     return whole(x, out_grad)
-  return jax.lax.platform_dependent(x, out_grad, cpu=chunked, default=whole)
+  chunk = 4
+  # Unrolled: inside a loop XLA:CPU runs these convolutions far slower.
+  return sum(whole(x[i:i + chunk], out_grad[i:i + chunk]).astype(jnp.float32)
+             for i in range(0, x.shape[0], chunk)).astype(x.dtype)
 
 
 @jax.custom_vjp
-def conv4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """PyTorch's Conv2d(k=4, s=2, p=1, bias=False) in NHWC/HWIO.
-
-  On CPU its input gradient is computed through the blockwise stride-1
-  form, which XLA:CPU runs 1.7-3x faster than the strided convolution's
-  transposed form (benchmarks/layer_flops.py), and its kernel gradient as
-  `_conv4x4_stride2_kernel_grad` says; the forward pass is the direct
-  convolution.
-  """
+def _cpu_conv4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The direct convolution, with the input gradient computed through the
+  blockwise stride-1 form, which XLA:CPU runs 1.7-3x faster than the
+  strided convolution's transposed form (benchmarks/layer_flops.py), and
+  the kernel gradient as `_cpu_conv4x4_stride2_kernel_grad` says."""
   return _conv4x4_stride2(x, kernel)
 
 
-def _conv4x4_stride2_fwd(x, kernel):
+def _cpu_conv4x4_stride2_fwd(x, kernel):
   return _conv4x4_stride2(x, kernel), (x, kernel)
 
 
-def _conv4x4_stride2_bwd(residuals, cotangent):
+def _cpu_conv4x4_stride2_bwd(residuals, cotangent):
   x, kernel = residuals
-
-  def input_grad(form):
-    return jax.vjp(lambda x: form(x, kernel), x)[1](cotangent)[0]
-
-  x_grad = jax.lax.platform_dependent(
-      cpu=lambda: input_grad(_conv4x4_stride2_as_2x2),
-      default=lambda: input_grad(_conv4x4_stride2))
-  return x_grad, _conv4x4_stride2_kernel_grad(x, cotangent)
+  x_grad = jax.vjp(lambda x: _conv4x4_stride2_as_2x2(x, kernel),
+                   x)[1](cotangent)[0]
+  return x_grad, _cpu_conv4x4_stride2_kernel_grad(x, cotangent)
 
 
-conv4x4_stride2.defvjp(_conv4x4_stride2_fwd, _conv4x4_stride2_bwd)
+_cpu_conv4x4_stride2.defvjp(_cpu_conv4x4_stride2_fwd,
+                            _cpu_conv4x4_stride2_bwd)
+
+
+def conv4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """PyTorch's Conv2d(k=4, s=2, p=1, bias=False) in NHWC/HWIO.
+
+  On CPU with the faster gradients of `_cpu_conv4x4_stride2`; on other
+  platforms XLA's ordinary convolution and its gradients.
+  """
+  return jax.lax.platform_dependent(x, kernel, cpu=_cpu_conv4x4_stride2,
+                                    default=_conv4x4_stride2)
 
 
 class Conv4x4Stride2(nn.Module):
@@ -172,12 +181,9 @@ def _adjoint_kernel(kernel: jax.Array) -> jax.Array:
 
 
 @jax.custom_vjp
-def conv_transpose4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """PyTorch's ConvTranspose2d(k=4, s=2, p=1, bias=False); equal to
-  `nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2,
-  2)))` with the same HWIO kernel.
-
-  Forward: four 2x2 convolutions, one per output phase (output pixel
+def _cpu_conv_transpose4x4_stride2(x: jax.Array,
+                                   kernel: jax.Array) -> jax.Array:
+  """Forward: four 2x2 convolutions, one per output phase (output pixel
   (2a + r, 2b + s) only meets kernel taps of parity (r, s)). Backward: this
   operator is the input gradient of a 4x4 stride-2 convolution with the
   adjoint kernel, so its input gradient is that convolution of the output
@@ -190,18 +196,32 @@ def conv_transpose4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return _phase_conv_transpose(x, kernel)
 
 
-def _conv_transpose4x4_stride2_fwd(x, kernel):
+def _cpu_conv_transpose4x4_stride2_fwd(x, kernel):
   return _phase_conv_transpose(x, kernel), (x, kernel)
 
 
-def _conv_transpose4x4_stride2_bwd(residuals, cotangent):
+def _cpu_conv_transpose4x4_stride2_bwd(residuals, cotangent):
   x, kernel = residuals
   x_grad = _conv4x4_stride2(cotangent, _adjoint_kernel(kernel))
-  return x_grad, _adjoint_kernel(_conv4x4_stride2_kernel_grad(cotangent, x))
+  return x_grad, _adjoint_kernel(_cpu_conv4x4_stride2_kernel_grad(cotangent,
+                                                                  x))
 
 
-conv_transpose4x4_stride2.defvjp(_conv_transpose4x4_stride2_fwd,
-                                 _conv_transpose4x4_stride2_bwd)
+_cpu_conv_transpose4x4_stride2.defvjp(_cpu_conv_transpose4x4_stride2_fwd,
+                                      _cpu_conv_transpose4x4_stride2_bwd)
+
+
+def conv_transpose4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """PyTorch's ConvTranspose2d(k=4, s=2, p=1, bias=False); equal to
+  `nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2,
+  2)))` with the same HWIO kernel.
+
+  On CPU the phase-wise form `_cpu_conv_transpose4x4_stride2`; on other
+  platforms XLA's ordinary transposed convolution and its gradients.
+  """
+  return jax.lax.platform_dependent(x, kernel,
+                                    cpu=_cpu_conv_transpose4x4_stride2,
+                                    default=_conv_transpose4x4_stride2)
 
 
 class ConvTranspose4x4Stride2(nn.Module):

@@ -1,6 +1,7 @@
 """Shapes, value ranges, initialisation and parameter counts of G and D."""
 
 import functools
+import re
 
 import flax.linen as nn
 import jax
@@ -161,3 +162,49 @@ def test_kernel_gradient_in_batch_chunks_equals_flax():
   _assert_equals_flax(models.ConvTranspose4x4Stride2(3),
                       _flax_conv_transpose(3), (8, 16, 16, 4), (8, 32, 32, 3),
                       kernel_to_scale=True)
+
+
+def _convolutions(platform, config):
+  """The convolutions of one train_step lowered for `platform` (no device
+  of that kind needed), without value names: a sorted list of signatures."""
+  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  batch = jnp.zeros((8, config.data.image_size, config.data.image_size,
+                     config.data.channels))
+  # A fresh function each call: jit's cache would keep an earlier trace.
+  exported = jax.export.export(
+      jax.jit(lambda *args: steps.train_step(*args)), platforms=[platform])(
+          g_state, d_state, batch, jax.random.key(1))
+  return sorted(
+      re.sub(r'%[\w#]+', '%', re.sub(r' loc\(.*', '', line)).strip()
+      for line in exported.mlir_module().splitlines()
+      if 'stablehlo.convolution' in line)
+
+
+def _flax_forms(monkeypatch):
+  """Our conv layers computed by flax's own nn.Conv / nn.ConvTranspose."""
+  def conv(x, kernel):
+    return _flax_conv(kernel.shape[-1]).apply({'params': {'kernel': kernel}},
+                                              x)
+
+  def conv_transpose(x, kernel):
+    return _flax_conv_transpose(kernel.shape[-1]).apply(
+        {'params': {'kernel': kernel}}, x)
+  monkeypatch.setattr(models, 'conv4x4_stride2', conv)
+  monkeypatch.setattr(models, 'conv_transpose4x4_stride2', conv_transpose)
+
+
+def test_other_platforms_get_xla_ordinary_convolutions(monkeypatch):
+  """Lowered for a GPU or TPU, a train step holds exactly the convolutions
+  flax's nn.Conv / nn.ConvTranspose lower to (cuDNN's kernels on GPUs);
+  lowered for the CPU it holds the CPU forms instead."""
+  config = tiny_config()
+  platforms = ('cuda', 'tpu', 'cpu')
+  ours = {p: _convolutions(p, config) for p in platforms}
+  with monkeypatch.context() as patch:
+    _flax_forms(patch)
+    flax_forms = {p: _convolutions(p, config) for p in platforms}
+  for platform in ('cuda', 'tpu'):
+    assert ours[platform] == flax_forms[platform], platform
+    assert not any('2x2x' in line for line in ours[platform])  # No phases.
+  assert ours['cpu'] != flax_forms['cpu']
+  assert any('2x2x' in line for line in ours['cpu'])
