@@ -111,6 +111,8 @@ def main():
                       help='Reuse or keep the generated images here.')
   parser.add_argument('--torchvision_only', action='store_true',
                       help=argparse.SUPPRESS)
+  parser.add_argument('--ours_only', action='store_true',
+                      help='Time only the dcgan_jax pipeline (no torch).')
   args = parser.parse_args()
   root = args.dir or tempfile.mkdtemp(prefix='celeba_like_')
   if args.torchvision_only:
@@ -118,6 +120,10 @@ def main():
     return
   if not os.path.isdir(os.path.join(root, 'faces')):
     write_celeba_like(root, args.num_images)
+  if args.ours_only:
+    print(f'dcgan_jax folder pipeline: {project_rate(root, args.batches):.0f} '
+          'img/s')
+    return
 
   print(f'{args.num_images} JPEGs 178x218 -> 64x64x3, batch {BATCH}, '
         f'{os.cpu_count()} cores')

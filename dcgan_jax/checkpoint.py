@@ -6,23 +6,28 @@ Each checkpoint step under `workdir/checkpoints` holds two items: `state`
 (Orbax writes a temporary directory and renames it when complete), so a
 kill during a save leaves the earlier checkpoints as they were. A checkpoint
 that cannot be read is moved to `workdir/checkpoints_unreadable` (never
-deleted) and the previous one is used.
+deleted) and the previous one is used. On several processes the arrays are
+saved by process 0 (every process holds the same replicated values), and
+which checkpoint to resume from is decided for all of them.
 
 `workdir/checkpoints_best` is a second slot keeping the single best
 checkpoint by a metric, for evaluation to fill.
 """
 
+import json
 import logging
 import os
-import shutil
 from typing import Any, Optional
 
 from absl import logging as absl_logging
+from etils import epath
 import jax
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from dcgan_jax import hosts
+from dcgan_jax import paths
 from dcgan_jax import steps
 
 # Config keys a resumed run may not change: they change the networks' shapes
@@ -31,11 +36,11 @@ PROTECTED_KEYS = ('data.name', 'data.image_size', 'data.channels',
                   'model.nz', 'model.ngf', 'model.ndf')
 
 
-def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir), 'checkpoints')
+def checkpoint_dir(workdir: paths.PathLike) -> epath.Path:
+  return paths.path(workdir) / 'checkpoints'
 
 
-def create_manager(workdir: str, max_to_keep: Optional[int] = None,
+def create_manager(workdir: paths.PathLike, max_to_keep: Optional[int] = None,
                    read_only: bool = False, best_metric: Optional[str] = None,
                    best_mode: str = 'min') -> ocp.CheckpointManager:
   """The run's checkpoint manager, or with best_metric its best slot.
@@ -52,11 +57,14 @@ def create_manager(workdir: str, max_to_keep: Optional[int] = None,
   options = ocp.CheckpointManagerOptions(
       max_to_keep=max_to_keep, create=not read_only, read_only=read_only)
   if best_metric:
-    directory += '_best'
+    directory = directory.parent / 'checkpoints_best'
     options = ocp.CheckpointManagerOptions(
         max_to_keep=1, create=not read_only, read_only=read_only,
         best_fn=lambda metrics: metrics[best_metric], best_mode=best_mode,
-        keep_checkpoints_without_metrics=False)
+        keep_checkpoints_without_metrics=False,
+        # Its own barriers: its saves may overlap the other manager's.
+        multiprocessing_options=ocp.options.MultiprocessingOptions(
+            barrier_sync_key_prefix='best'))
   return ocp.CheckpointManager(directory, options=options,
                                item_names=('state', 'meta'))
 
@@ -67,10 +75,14 @@ def save(manager: ocp.CheckpointManager, step: int,
          metrics: Optional[dict[str, float]] = None) -> None:
   """Starts an async save of a step; `wait` (or the next save) finishes it.
 
+  The states are saved as host (numpy) arrays: a checkpoint written by any
+  number of processes loads in any other.
+
   Raises:
     RuntimeError: naming the step and directory, if the save fails.
   """
-  state = {'g': g_state, 'd': d_state, 'rng': jax.random.key_data(rng)}
+  state = jax.device_get({'g': g_state, 'd': d_state,
+                          'rng': jax.random.key_data(rng)})
   meta = {'config': config.to_dict(),
           'data': {'step': step, 'examples_seen': step * config.batch_size}}
   try:
@@ -104,8 +116,10 @@ def restore(manager: ocp.CheckpointManager, step: int,
             g_state: steps.GeneratorState, d_state: steps.TrainState,
             rng: jax.Array
             ) -> tuple[steps.GeneratorState, steps.TrainState, jax.Array]:
-  """Restores a step's states and base key into the given structures."""
-  target = {'g': g_state, 'd': d_state, 'rng': jax.random.key_data(rng)}
+  """Restores a step's states and base key into the given structures, as
+  host (numpy) arrays."""
+  target = jax.device_get({'g': g_state, 'd': d_state,
+                           'rng': jax.random.key_data(rng)})
   state = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(target))).state
   rng = jax.random.wrap_key_data(np.asarray(state['rng']),
@@ -114,49 +128,66 @@ def restore(manager: ocp.CheckpointManager, step: int,
 
 
 def restore_latest_good(
-    manager: ocp.CheckpointManager, workdir: str,
+    manager: ocp.CheckpointManager, workdir: paths.PathLike,
     config: ml_collections.ConfigDict, g_state: steps.GeneratorState,
     d_state: steps.TrainState, rng: jax.Array
 ) -> Optional[tuple[int, steps.GeneratorState, steps.TrainState, jax.Array]]:
   """Restores the newest readable checkpoint, or returns None if none.
 
-  An unreadable checkpoint is reported with its path and moved aside to
+  Every process restores the same step: process 0 lists the steps, and a
+  step counts as readable only if every process read it. An unreadable
+  checkpoint is reported with its path and moved aside by process 0 to
   `workdir/checkpoints_unreadable/STEP`, so that nothing is deleted and the
   run can save that step again.
 
   Raises:
-    ValueError: if the checkpoint's config differs in PROTECTED_KEYS.
+    ValueError: if the checkpoint's config differs in PROTECTED_KEYS (such a
+      checkpoint is readable, so it stays where it is).
   """
-  for step in sorted(manager.all_steps(), reverse=True):
+  saved = json.loads(hosts.run_on_chief(
+      lambda: json.dumps(sorted(manager.all_steps(), reverse=True)).encode(),
+      'list the checkpoints'))
+  for step in saved:
+    error = None
     try:
       saved_config = restore_config(manager, step)
     except Exception as e:  # pylint: disable=broad-except
-      _move_aside(manager, workdir, step, e)
+      error = e
+    if not hosts.all_true(error is None):
+      _move_aside(manager, workdir, step, error)
       continue
     check_resumable(saved_config, config, workdir)
     try:
-      return (step, *restore(manager, step, g_state, d_state, rng))
+      restored = restore(manager, step, g_state, d_state, rng)
     except Exception as e:  # pylint: disable=broad-except
-      _move_aside(manager, workdir, step, e)
+      error = e
+    if hosts.all_true(error is None):
+      return (step, *restored)
+    _move_aside(manager, workdir, step, error)
   return None
 
 
-def _move_aside(manager: ocp.CheckpointManager, workdir: str, step: int,
-                error: Exception) -> None:
-  path = os.path.join(manager.directory, str(step))
-  parent = os.path.join(os.path.abspath(workdir), 'checkpoints_unreadable')
-  aside = os.path.join(parent, str(step))
-  while os.path.exists(aside):
-    aside += '_'
-  absl_logging.error('Checkpoint %s cannot be read (%s: %s); moving it to %s '
-                     'and trying the previous one.', path,
-                     type(error).__name__, error, aside)
-  os.makedirs(parent, exist_ok=True)
-  shutil.move(path, aside)
+def _move_aside(manager: ocp.CheckpointManager, workdir: paths.PathLike,
+                step: int, error: Optional[Exception]) -> None:
+  """Process 0 moves a step's directory aside; then every process reloads."""
+  if hosts.is_chief():
+    path = manager.directory / str(step)
+    parent = paths.path(workdir) / 'checkpoints_unreadable'
+    aside = parent / str(step)
+    while aside.exists():
+      aside = parent / f'{aside.name}_'
+    reason = (f'{type(error).__name__}: {error}' if error
+              else 'another process could not read it')
+    absl_logging.error('Checkpoint %s cannot be read (%s); moving it to %s '
+                       'and trying the previous one.', path, reason, aside)
+    parent.mkdir(parents=True, exist_ok=True)
+    path.rename(aside)
+  hosts.barrier('move_aside')
   manager.reload()
 
 
-def latest_step_or_raise(manager: ocp.CheckpointManager, workdir: str,
+def latest_step_or_raise(manager: ocp.CheckpointManager,
+                         workdir: paths.PathLike,
                          step: Optional[int] = None) -> int:
   """`step` if it was saved, else the latest step; raises if there is none."""
   saved = manager.all_steps()
@@ -173,7 +204,7 @@ def latest_step_or_raise(manager: ocp.CheckpointManager, workdir: str,
   return step
 
 
-def load_generator(workdir: str, step: Optional[int] = None,
+def load_generator(workdir: paths.PathLike, step: Optional[int] = None,
                    best_metric: Optional[str] = None
                    ) -> tuple[int, ml_collections.ConfigDict,
                               steps.GeneratorState]:
@@ -204,7 +235,8 @@ def flat_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 def check_resumable(saved: ml_collections.ConfigDict,
-                    config: ml_collections.ConfigDict, workdir: str) -> None:
+                    config: ml_collections.ConfigDict,
+                    workdir: paths.PathLike) -> None:
   """Refuses a resume that changes PROTECTED_KEYS; logs other changes.
 
   Raises:

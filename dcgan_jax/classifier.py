@@ -8,8 +8,8 @@ unpickles anything.
 """
 
 import hashlib
+import io
 import json
-import os
 import time
 from typing import Any
 
@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from dcgan_jax import paths
 
 FEATURE_DIM = 128
 
@@ -44,17 +46,19 @@ def features(variables: dict[str, Any], images: jax.Array) -> jax.Array:
   return Classifier(num_classes).apply(variables, images)[1]
 
 
-def default_path(config: Any) -> str:
+def _data_path(config: Any) -> str:
+  return str(paths.path(config.data.path)) if config.data.path else ''
+
+
+def default_path(config: Any) -> paths.epath.Path:
   """eval.classifier_path, else one file per dataset, location and shape
   under eval.cache_dir."""
   if config.eval.classifier_path:
-    return config.eval.classifier_path
+    return paths.path(config.eval.classifier_path)
   data = config.data
-  where = hashlib.sha1(os.path.abspath(data.path).encode()
-                       if data.path else b'').hexdigest()[:8]
+  where = hashlib.sha1(_data_path(config).encode()).hexdigest()[:8]
   name = data.name.replace('/', '_')
-  return os.path.join(
-      os.path.expanduser(config.eval.cache_dir),
+  return paths.path(config.eval.cache_dir) / (
       f'classifier_{name}_{where}_{data.image_size}x{data.image_size}x'
       f'{data.channels}.npz')
 
@@ -102,44 +106,54 @@ def train(config: Any, train_data: tuple[np.ndarray, np.ndarray],
   return variables, _accuracy(variables, *test_data)
 
 
-def save(path: str, variables: dict[str, Any], meta: dict[str, Any]) -> None:
-  """Writes weights and meta to one .npz, atomically."""
+def to_bytes(variables: dict[str, Any], meta: dict[str, Any]) -> bytes:
+  """Weights and meta (JSON) as the bytes of one .npz."""
   flat = {'/'.join(k.key for k in p): np.asarray(v) for p, v in
           jax.tree_util.tree_leaves_with_path(variables)}
   flat['meta'] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + '.tmp.npz'
-  np.savez(tmp, **flat)
-  os.replace(tmp, path)
+  buffer = io.BytesIO()
+  np.savez(buffer, **flat)
+  return buffer.getvalue()
 
 
-def load(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def from_bytes(data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+  """(variables, meta) from to_bytes(); loading unpickles nothing."""
+  with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+    flat = {k: arrays[k] for k in arrays.files}
+  meta = json.loads(flat.pop('meta').tobytes())
+  return traverse_util.unflatten_dict(flat, sep='/'), meta
+
+
+def save(path: paths.PathLike, variables: dict[str, Any],
+         meta: dict[str, Any]) -> None:
+  """Writes weights and meta to one .npz, atomically."""
+  with paths.atomic_write(path) as f:
+    f.write(to_bytes(variables, meta))
+
+
+def load(path: paths.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
   """(variables, meta) from a file written by save()."""
   try:
-    with np.load(path, allow_pickle=False) as data:
-      flat = {k: data[k] for k in data.files}
-    meta = json.loads(flat.pop('meta').tobytes())
+    return from_bytes(paths.path(path).read_bytes())
   except (OSError, ValueError, KeyError) as e:
     raise ValueError(f'{path} is not a classifier written by dcgan_jax: {e}'
                      ) from e
-  return traverse_util.unflatten_dict(flat, sep='/'), meta
 
 
 def describe(config: Any) -> dict[str, Any]:
   """What a cached classifier must have been trained on to be reused."""
   data = config.data
-  return {'data.name': data.name, 'data.path': os.path.abspath(data.path)
-          if data.path else '', 'data.image_size': data.image_size,
-          'data.channels': data.channels}
+  return {'data.name': data.name, 'data.path': _data_path(config),
+          'data.image_size': data.image_size, 'data.channels': data.channels}
 
 
 def train_and_save(config: Any) -> tuple[dict[str, Any], dict[str, Any]]:
   """Trains on the configured dataset's labels and caches the result."""
-  # The pipeline imports TensorFlow: only here, not for using a classifier.
-  from dcgan_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-  train_images, train_labels, num_classes = input_pipeline.load_labeled(
+  # The data imports TensorFlow: only here, not for using a classifier.
+  from dcgan_jax import labeled_data  # pylint: disable=g-import-not-at-top
+  train_images, train_labels, num_classes = labeled_data.load_labeled(
       config, 'train')
-  test_data = input_pipeline.load_labeled(config, 'test')[:2]
+  test_data = labeled_data.load_labeled(config, 'test')[:2]
   logging.info('Training the evaluation classifier on %d images (%d '
                'classes), testing on %d.', len(train_images), num_classes,
                len(test_data[0]))
@@ -175,7 +189,7 @@ def load_or_train(config: Any) -> tuple[dict[str, Any], dict[str, Any]]:
       accuracy is below eval.min_classifier_accuracy.
   """
   path = default_path(config)
-  if os.path.exists(path):
+  if path.exists():
     variables, meta = load(path)
     wanted = describe(config)
     if {k: meta.get(k) for k in wanted} != wanted:

@@ -24,6 +24,7 @@ from absl import flags
 import numpy as np
 
 from dcgan_jax import inception
+from dcgan_jax import paths
 
 _STORAGE_DTYPES = {
     'FloatStorage': np.float32, 'DoubleStorage': np.float64,
@@ -101,8 +102,8 @@ def _materialize(tree: Any) -> dict[str, np.ndarray]:
   return result
 
 
-def _read_zip(path: str) -> dict[str, np.ndarray]:
-  with zipfile.ZipFile(path) as archive:
+def _read_zip(data: BinaryIO, path: str) -> dict[str, np.ndarray]:
+  with zipfile.ZipFile(data) as archive:
     pickles = [n for n in archive.namelist() if n.endswith('/data.pkl')]
     if len(pickles) != 1:
       raise ValueError('is a zip archive without one data.pkl')
@@ -116,20 +117,19 @@ def _read_zip(path: str) -> dict[str, np.ndarray]:
   return _materialize(tree)
 
 
-def _read_legacy(path: str) -> dict[str, np.ndarray]:
-  with open(path, 'rb') as f:
-    load: Callable[[], Any] = lambda: _RestrictedUnpickler(f, path).load()
-    if load() != _LEGACY_MAGIC:
-      raise ValueError('is neither a zip archive nor a legacy torch.save file')
-    load()  # Protocol version.
-    load()  # System info.
-    unpickler = _RestrictedUnpickler(f, path)
-    tree = unpickler.load()
-    for key in load():  # Storage keys, in the order their bytes follow.
-      storage = unpickler.storages[str(key)]
-      numel = int(np.frombuffer(f.read(8), '<i8')[0])
-      storage.data = np.frombuffer(
-          f.read(numel * storage.dtype.itemsize), storage.dtype)
+def _read_legacy(f: BinaryIO, path: str) -> dict[str, np.ndarray]:
+  load: Callable[[], Any] = lambda: _RestrictedUnpickler(f, path).load()
+  if load() != _LEGACY_MAGIC:
+    raise ValueError('is neither a zip archive nor a legacy torch.save file')
+  load()  # Protocol version.
+  load()  # System info.
+  unpickler = _RestrictedUnpickler(f, path)
+  tree = unpickler.load()
+  for key in load():  # Storage keys, in the order their bytes follow.
+    storage = unpickler.storages[str(key)]
+    numel = int(np.frombuffer(f.read(8), '<i8')[0])
+    storage.data = np.frombuffer(
+        f.read(numel * storage.dtype.itemsize), storage.dtype)
   return _materialize(tree)
 
 
@@ -140,10 +140,12 @@ def read_torch_state_dict(path: str) -> dict[str, np.ndarray]:
     ValueError: naming the file, if it is not a state dict of tensors or
       refers to anything but tensors and dicts.
   """
+  data = io.BytesIO(paths.path(path).read_bytes())
   try:
-    if zipfile.is_zipfile(path):
-      return _read_zip(path)
-    return _read_legacy(path)
+    if zipfile.is_zipfile(data):
+      return _read_zip(data, path)
+    data.seek(0)
+    return _read_legacy(data, path)
   except (pickle.UnpicklingError, ValueError, EOFError, KeyError,
           IndexError) as e:
     raise ValueError(f'{path} is not a torch state dict of tensors: {e}'

@@ -8,7 +8,6 @@ Prints the metrics as JSON and writes them to workdir/eval/step_N.json.
 """
 
 import json
-import os
 
 from absl import app
 from absl import flags
@@ -17,6 +16,7 @@ import jax
 
 from dcgan_jax import checkpoint
 from dcgan_jax import evaluation
+from dcgan_jax import paths
 
 def evaluate(workdir: str, step: int | None = None, best: bool = False,
              **overrides) -> tuple[int, dict[str, float]]:
@@ -51,11 +51,9 @@ def main(argv):
       inception_weights=FLAGS.inception_weights, cache_dir=FLAGS.cache_dir)
   record = json.dumps({'step': step, **results}, indent=2)
   print(record)
-  path = os.path.join(FLAGS.workdir, 'eval', f'step_{step}.json')
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path + '.tmp', 'w') as f:
+  with paths.atomic_write(
+      paths.path(FLAGS.workdir) / 'eval' / f'step_{step}.json', 'w') as f:
     f.write(record + '\n')
-  os.replace(path + '.tmp', path)
 
 
 if __name__ == '__main__':

@@ -9,21 +9,22 @@ are computed once and cached under eval.cache_dir.
 """
 
 import hashlib
+import io
 import json
 import math
-import os
 from typing import Any, Callable
 
 from absl import logging
 from flax import jax_utils
 import jax
-from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 
 from dcgan_jax import classifier
 from dcgan_jax import distances
+from dcgan_jax import hosts
 from dcgan_jax import inception
+from dcgan_jax import paths
 from dcgan_jax import steps
 
 # Metric -> (feature space, distance).
@@ -71,20 +72,47 @@ def best_metric(config: Any) -> str:
 
 def _file_digest(path: str) -> str:
   digest = hashlib.sha256()
-  with open(path, 'rb') as f:
+  with paths.path(path).open('rb') as f:
     for block in iter(lambda: f.read(1 << 20), b''):
       digest.update(block)
   return digest.hexdigest()[:16]
 
 
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
+  return buffer.getvalue()
+
+
+def _npz_array(data: bytes, name: str) -> np.ndarray:
+  with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+    return arrays[name]
+
+
+def eval_z(seed: int, indices: np.ndarray, nz: int) -> jax.Array:
+  """z of the generated images with these indices: image i's z comes from
+  (seed, i) alone, whatever the batch or the devices computing it."""
+  key = jax.random.key(seed)
+  return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i),
+                                              (nz,)))(indices)
+
+
 class Evaluator:
-  """Computes config.eval.metrics for generator states."""
+  """Computes config.eval.metrics for generator states.
+
+  Images go through the feature network in global batches of
+  eval.batch_size (rounded up to a multiple of the device count); each host
+  embeds its rows and the features come back in the same order on any
+  number of hosts. Process 0 loads or trains the classifier, reads and
+  writes the real-feature cache and computes the distances, for all.
+  """
 
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config
     self.names = metric_names(config)
-    per_device = math.ceil(config.eval.batch_size / jax.local_device_count())
+    per_device = math.ceil(config.eval.batch_size / jax.device_count())
     self.layout = (jax.local_device_count(), per_device)
+    self.global_batch = per_device * jax.device_count()
     # Feature space -> (pure features fn, variables, identity for caching).
     self.spaces: dict[str, tuple[Callable, Any, str]] = {}
     spaces = {METRICS[m][0] for m in self.names}
@@ -94,9 +122,12 @@ class Evaluator:
                                   inception.load_variables(path),
                                   _file_digest(path))
     if 'classifier' in spaces:
-      variables, _ = classifier.load_or_train(config)
-      self.spaces['classifier'] = (classifier.features, variables,
-                                   _file_digest(classifier.default_path(config)))
+      data = hosts.run_on_chief(
+          lambda: classifier.to_bytes(*classifier.load_or_train(config)),
+          'load or train the evaluation classifier')
+      self.spaces['classifier'] = (classifier.features,
+                                   classifier.from_bytes(data)[0],
+                                   hashlib.sha256(data).hexdigest()[:16])
     self._real: dict[str, np.ndarray] = {}
     self._compiled: dict[str, tuple[Callable, Callable, Any]] = {}
 
@@ -112,93 +143,101 @@ class Evaluator:
                                jax_utils.replicate(variables))
     return self._compiled[space]
 
-  def _num_local(self) -> int:
-    return math.ceil(self.config.eval.num_samples / jax.process_count())
+  def _num_batches(self) -> int:
+    return math.ceil(self.config.eval.num_samples / self.global_batch)
 
-  def _gather(self, local: np.ndarray) -> np.ndarray:
-    if jax.process_count() == 1:
-      return local
-    return np.asarray(multihost_utils.process_allgather(local, tiled=True))
+  def _in_global_order(self, chunks: list[np.ndarray]) -> np.ndarray:
+    """This host's features of each batch -> all features, in order."""
+    local = np.stack([c.reshape(-1, c.shape[-1]) for c in chunks])
+    return hosts.gather_rows(local, self.global_batch)[
+        :self.config.eval.num_samples]
 
-  def real_features(self, space: str) -> np.ndarray:
-    """Features of eval.num_samples training images, cached on disk."""
-    if space in self._real:
-      return self._real[space]
+  def _cache_path(self, space: str) -> paths.epath.Path:
     config = self.config
     key = json.dumps({
         'space': space, 'weights': self.spaces[space][2],
         'data': {k: config.data[k] for k in (
             'name', 'path', 'split', 'image_size', 'channels')},
         'num': config.eval.num_samples, 'seed': config.seed,
-        'processes': jax.process_count(), 'process': jax.process_index()},
+        # Tables give the same images on any number of hosts.
+        'processes': (jax.process_count()
+                      if hosts.reads_own_files(config) else 1)},
                      sort_keys=True)
-    path = os.path.join(
-        os.path.expanduser(config.eval.cache_dir),
+    return paths.path(config.eval.cache_dir) / (
         f'real_features_{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz')
-    if os.path.exists(path):
-      with np.load(path, allow_pickle=False) as data:
-        local = data['features']
+
+  def real_features(self, space: str) -> np.ndarray:
+    """Features of eval.num_samples training images, cached on disk."""
+    if space in self._real:
+      return self._real[space]
+    path = self._cache_path(space)
+    cached = hosts.run_on_chief(
+        lambda: path.read_bytes() if path.exists() else b'',
+        'read the cached real features')
+    if cached:
+      features = _npz_array(cached, 'features')
     else:
-      local = self._embed_real_data(space)
-      os.makedirs(os.path.dirname(path), exist_ok=True)
-      np.savez(path + '.tmp.npz', features=local, key=np.array(key))
-      os.replace(path + '.tmp.npz', path)
-      logging.info('Cached %d real %s features in %s.', len(local), space,
-                   path)
-    self._real[space] = self._gather(local)
-    return self._real[space]
+      features = self._embed_real_data(space)
+      if hosts.is_chief():
+        with paths.atomic_write(path) as f:
+          f.write(_npz_bytes(features=features))
+        logging.info('Cached %d real %s features in %s.', len(features),
+                     space, path)
+    self._real[space] = features
+    return features
 
   def _embed_real_data(self, space: str) -> np.ndarray:
     # The pipeline imports TensorFlow: only when real features are computed.
     from dcgan_jax import input_pipeline  # pylint: disable=g-import-not-at-top
     config = ml_collections.ConfigDict(self.config.to_dict())
-    config.batch_size = math.prod(self.layout) * jax.process_count()
+    config.batch_size = self.global_batch
     config.data.random_flip = False
     batches, num_examples = input_pipeline.create_dataset(config)
-    num = self._num_local()
-    if num > num_examples:
+    if self.config.eval.num_samples > num_examples:
       logging.warning('config.eval.num_samples=%d exceeds the %d real '
-                      'examples per host; real features repeat some.',
+                      'examples; real features repeat some.',
                       self.config.eval.num_samples, num_examples)
     embed_real, _, variables = self._functions(space)
-    chunks = []
-    for _ in range(math.ceil(num / math.prod(self.layout))):
-      out = embed_real(variables, next(batches))
-      chunks.append(np.asarray(out).reshape(-1, out.shape[-1]))
-    return np.concatenate(chunks)[:num]
+    return self._in_global_order([
+        np.asarray(embed_real(variables, next(batches)))
+        for _ in range(self._num_batches())])
 
   def fake_features(self, space: str, g_state: steps.GeneratorState
                     ) -> np.ndarray:
     """Features of eval.num_samples images from a replicated G state; the
     same z every call, so values over training differ by G alone."""
     _, embed_fake, variables = self._functions(space)
-    num, batch = self._num_local(), math.prod(self.layout)
-    num_batches = math.ceil(num / batch)
-    rng = jax.random.fold_in(jax.random.key(self.config.eval.seed),
-                             jax.process_index())
-    z = jax.random.normal(rng, (num_batches, *self.layout,
-                                self.config.model.nz))
+    rows = hosts.local_rows(self.global_batch)
     chunks = []
-    for i in range(num_batches):
-      out = embed_fake(variables, g_state, z[i])
-      chunks.append(np.asarray(out).reshape(-1, out.shape[-1]))
-    return self._gather(np.concatenate(chunks)[:num])
+    for i in range(self._num_batches()):
+      z = eval_z(self.config.eval.seed, i * self.global_batch + rows,
+                 self.config.model.nz)
+      chunks.append(np.asarray(embed_fake(
+          variables, g_state, z.reshape(*self.layout, -1))))
+    return self._in_global_order(chunks)
 
-  def __call__(self, g_state: steps.GeneratorState) -> dict[str, float]:
-    """{metric: value} (and '<kid metric>_std') for a replicated G state."""
+  def _distances(self, real: dict[str, np.ndarray],
+                 fake: dict[str, np.ndarray]) -> dict[str, float]:
     results = {}
     eval_config = self.config.eval
-    for space in self.spaces:
-      real = self.real_features(space)
-      fake = self.fake_features(space, g_state)
-      for name in self.names:
-        if METRICS[name][0] != space:
-          continue
-        if METRICS[name][1] == 'fd':
-          results[name] = distances.frechet_distance_of_features(real, fake)
-        else:
-          results[name], results[f'{name}_std'] = (
-              distances.kernel_inception_distance(
-                  real, fake, eval_config.kid_subsets,
-                  eval_config.kid_subset_size, eval_config.seed))
+    for name in self.names:
+      space, distance = METRICS[name]
+      if distance == 'fd':
+        results[name] = distances.frechet_distance_of_features(
+            real[space], fake[space])
+      else:
+        results[name], results[f'{name}_std'] = (
+            distances.kernel_inception_distance(
+                real[space], fake[space], eval_config.kid_subsets,
+                eval_config.kid_subset_size, eval_config.seed))
     return results
+
+  def __call__(self, g_state: steps.GeneratorState) -> dict[str, float]:
+    """{metric: value} (and '<kid metric>_std') for a replicated G state;
+    the same on every process."""
+    real = {space: self.real_features(space) for space in self.spaces}
+    fake = {space: self.fake_features(space, g_state)
+            for space in self.spaces}
+    return json.loads(hosts.run_on_chief(
+        lambda: json.dumps(self._distances(real, fake)).encode(),
+        'compute the metrics'))

@@ -3,11 +3,12 @@ TensorBoard's event files, for plots and scripts that should not need
 TensorFlow to read it."""
 
 import json
-import os
 from typing import Any, Mapping
 
 from clu import metric_writers
 import numpy as np
+
+from dcgan_jax import paths
 
 FILENAME = 'metrics.jsonl'
 
@@ -19,8 +20,8 @@ class JsonlWriter(metric_writers.MetricWriter):
   being written; read() skips such a partial line.
   """
 
-  def __init__(self, workdir: str):
-    self._file = open(os.path.join(workdir, FILENAME), 'a')
+  def __init__(self, workdir: paths.PathLike):
+    self._file = (paths.path(workdir) / FILENAME).open('a')
 
   def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
     line = {'step': int(step), **{k: float(v) for k, v in scalars.items()}}
@@ -55,13 +56,14 @@ class JsonlWriter(metric_writers.MetricWriter):
     self._file.close()
 
 
-def read(workdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def read(workdir: paths.PathLike
+         ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   """{name: (steps, values)} sorted by step. Where a resumed run logged a
   step again, its later value wins."""
-  path = os.path.join(workdir, FILENAME)
+  path = paths.path(workdir) / FILENAME
   series: dict[str, dict[int, float]] = {}
-  if os.path.exists(path):
-    with open(path) as f:
+  if path.exists():
+    with path.open('r') as f:
       for line in f:
         try:
           record = json.loads(line)

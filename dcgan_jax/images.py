@@ -1,11 +1,12 @@
 """Converting generated images to uint8, tiling them and writing PNGs."""
 
 import math
-import os
 from typing import Optional
 
 import numpy as np
 from PIL import Image
+
+from dcgan_jax import paths
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -29,10 +30,9 @@ def make_grid(images: np.ndarray, ncols: Optional[int] = None,
   return grid
 
 
-def save_png(path: str, image: np.ndarray) -> None:
-  """Writes a uint8 (H, W, 1 or 3) image; the file appears complete or not at all."""
+def save_png(path: paths.PathLike, image: np.ndarray) -> None:
+  """Writes a uint8 (H, W, 1 or 3) image; the file appears complete or not at
+  all."""
   image = image[..., 0] if image.shape[-1] == 1 else image
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = path + '.tmp'
-  Image.fromarray(image).save(tmp, format='PNG')
-  os.replace(tmp, path)
+  with paths.atomic_write(path) as f:
+    Image.fromarray(image).save(f, format='PNG')

@@ -10,13 +10,15 @@ weights map over name by name; `convert_inception` writes them as a .npz.
 """
 
 import functools
-import os
+import io
 from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from dcgan_jax import paths
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
@@ -298,14 +300,14 @@ def variables_to_torch(variables: dict[str, Any]) -> dict[str, np.ndarray]:
   return state_dict
 
 
-def save_state_dict(path: str, state_dict: dict[str, np.ndarray]) -> None:
+def save_state_dict(path: paths.PathLike,
+                    state_dict: dict[str, np.ndarray]) -> None:
   """Writes a state dict (PyTorch names and layouts) as a .npz, atomically."""
-  tmp = path + '.tmp.npz'
-  np.savez(tmp, **state_dict)
-  os.replace(tmp, path)
+  with paths.atomic_write(path) as f:
+    np.savez(f, **state_dict)
 
 
-def load_variables(path: str) -> dict[str, Any]:
+def load_variables(path: paths.PathLike) -> dict[str, Any]:
   """Flax variables from a .npz written by `convert_inception`; loading
   never unpickles anything.
 
@@ -313,8 +315,9 @@ def load_variables(path: str) -> dict[str, Any]:
     FileNotFoundError, ValueError: naming the file and what is wrong.
   """
   try:
-    with np.load(path, allow_pickle=False) as data:
-      state_dict = {key: data[key] for key in data.files}
+    data = io.BytesIO(paths.path(path).read_bytes())
+    with np.load(data, allow_pickle=False) as arrays:
+      state_dict = {key: arrays[key] for key in arrays.files}
   except FileNotFoundError:
     raise FileNotFoundError(
         f'eval.inception_weights={path!r} does not exist: convert '

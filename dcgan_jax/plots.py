@@ -5,9 +5,6 @@
 Training writes them at its end; this command redraws them at any time.
 """
 
-import glob
-import os
-
 from absl import app
 from absl import flags
 import matplotlib
@@ -17,6 +14,7 @@ from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-positi
 
 from dcgan_jax import evaluation  # pylint: disable=g-import-not-at-top,wrong-import-position
 from dcgan_jax import history  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dcgan_jax import paths  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 TRAINING_PANELS = (
     ('Losses', (('d_loss', 'D loss'), ('g_loss', 'G loss'))),
@@ -25,19 +23,17 @@ TRAINING_PANELS = (
 )
 
 
-def _save(figure, path: str) -> None:
-  tmp = path + '.tmp.png'
-  figure.savefig(tmp, dpi=100)
+def _save(figure, path: paths.epath.Path) -> None:
+  with paths.atomic_write(path) as f:
+    figure.savefig(f, format='png', dpi=100)
   plt.close(figure)
-  os.replace(tmp, path)
 
 
-def write_plots(workdir: str) -> list[str]:
+def write_plots(workdir: paths.PathLike) -> list[str]:
   """Writes training.png, metrics.png (if evaluated) and samples.gif (if
   there are grids); returns the paths written."""
   series = history.read(workdir)
-  out = os.path.join(workdir, 'plots')
-  os.makedirs(out, exist_ok=True)
+  out = paths.path(workdir) / 'plots'
   written = []
   if any(name in series for _, lines in TRAINING_PANELS for name, _ in lines):
     figure, axes = plt.subplots(1, 2, figsize=(12, 4))
@@ -47,9 +43,10 @@ def write_plots(workdir: str) -> list[str]:
           axis.plot(*series[name], label=label)
       axis.set_title(title)
       axis.set_xlabel('step')
-      axis.legend()
-    _save(figure, os.path.join(out, 'training.png'))
-    written.append(os.path.join(out, 'training.png'))
+      if axis.lines:
+        axis.legend()
+    _save(figure, out / 'training.png')
+    written.append(str(out / 'training.png'))
 
   metrics = [m for m in evaluation.METRICS if m in series]
   if metrics:
@@ -63,17 +60,19 @@ def write_plots(workdir: str) -> list[str]:
         axis.plot(steps, values, marker='o')
       axis.set_title(name)
       axis.set_xlabel('step')
-    _save(figure, os.path.join(out, 'metrics.png'))
-    written.append(os.path.join(out, 'metrics.png'))
+    _save(figure, out / 'metrics.png')
+    written.append(str(out / 'metrics.png'))
 
-  grids = sorted(glob.glob(os.path.join(workdir, 'samples', '*.png')))
+  grids = sorted((paths.path(workdir) / 'samples').glob('*.png'))
   if grids:
-    frames = [Image.open(path).convert('RGB') for path in grids]
-    path = os.path.join(out, 'samples.gif')
-    frames[0].save(path + '.tmp.gif', save_all=True, append_images=frames[1:],
-                   duration=500, loop=0)
-    os.replace(path + '.tmp.gif', path)
-    written.append(path)
+    frames = []
+    for grid in grids:
+      with grid.open('rb') as f:
+        frames.append(Image.open(f).convert('RGB'))
+    with paths.atomic_write(out / 'samples.gif') as f:
+      frames[0].save(f, format='GIF', save_all=True,
+                     append_images=frames[1:], duration=500, loop=0)
+    written.append(str(out / 'samples.gif'))
   return written
 
 

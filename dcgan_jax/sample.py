@@ -9,7 +9,6 @@ other path is a directory that gets one PNG per image; `--grid` writes a
 single PNG with all images tiled.
 """
 
-import os
 from typing import Optional
 
 from absl import app
@@ -19,18 +18,10 @@ import numpy as np
 
 from dcgan_jax import checkpoint
 from dcgan_jax import images
+from dcgan_jax import paths
 from dcgan_jax import steps
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', None, 'A training run\'s workdir.')
-flags.DEFINE_integer('num', 64, 'Number of images to generate.')
-flags.DEFINE_string('out', None, 'Output: PATH.npz, a directory, or with '
-                    '--grid a PNG file.')
-flags.DEFINE_bool('grid', False, 'Write one grid PNG instead.')
-flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
-flags.DEFINE_integer('seed', 0, 'Seed for z.')
-flags.DEFINE_integer('batch_size', 256, 'Images generated per device call.')
-flags.mark_flags_as_required(['workdir', 'out'])
 
 
 def generate_images(workdir: str, num: int, seed: int = 0,
@@ -52,11 +43,11 @@ def write_images(samples: np.ndarray, out: str, grid: bool) -> None:
   if grid:
     images.save_png(out, images.make_grid(samples))
   elif out.endswith('.npz'):
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    np.savez(out, images=samples)
+    with paths.atomic_write(out) as f:
+      np.savez(f, images=samples)
   else:
     for i, image in enumerate(samples):
-      images.save_png(os.path.join(out, f'{i:06d}.png'), image)
+      images.save_png(paths.path(out) / f'{i:06d}.png', image)
 
 
 def main(argv):
@@ -69,4 +60,13 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  flags.DEFINE_string('workdir', None, 'A training run\'s workdir.')
+  flags.DEFINE_integer('num', 64, 'Number of images to generate.')
+  flags.DEFINE_string('out', None, 'Output: PATH.npz, a directory, or with '
+                      '--grid a PNG file.')
+  flags.DEFINE_bool('grid', False, 'Write one grid PNG instead.')
+  flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
+  flags.DEFINE_integer('seed', 0, 'Seed for z.')
+  flags.DEFINE_integer('batch_size', 256, 'Images generated per device call.')
+  flags.mark_flags_as_required(['workdir', 'out'])
   app.run(main)

@@ -5,16 +5,16 @@
 TensorBoard, the log and metrics.jsonl, writes fixed-noise sample grids,
 evaluates config.eval.metrics (keeping the best checkpoint by them) and
 keeps Orbax checkpoints; a run started on a workdir with checkpoints resumes
-from the latest one. At the end it draws plots/.
+from the latest one. At the end it draws plots/. On several processes every
+process trains and process 0 alone writes files (`hosts`).
 """
 
 import contextlib
 import functools
-import os
 import signal
-import tempfile
 import threading
 from typing import Any
+import uuid
 
 from absl import logging
 from clu import metric_writers
@@ -28,9 +28,11 @@ import numpy as np
 from dcgan_jax import checkpoint
 from dcgan_jax import evaluation
 from dcgan_jax import history
+from dcgan_jax import hosts
 from dcgan_jax import images
 from dcgan_jax import input_pipeline
 from dcgan_jax import models
+from dcgan_jax import paths
 from dcgan_jax import plots
 from dcgan_jax import steps
 
@@ -48,8 +50,8 @@ def num_train_steps(config: Any, num_examples: int) -> int:
 
 
 def steps_per_epoch(config: Any, num_examples: int) -> int:
-  """Steps per pass over the data, from this host's share of it."""
-  return max(1, num_examples * jax.process_count() // config.batch_size)
+  """Steps per pass over the data (num_examples over all hosts)."""
+  return max(1, num_examples // config.batch_size)
 
 
 def _validate(config: Any) -> None:
@@ -67,18 +69,25 @@ def _validate(config: Any) -> None:
   evaluation.metric_names(config)
 
 
-def _check_writable(workdir: str) -> None:
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=workdir):
-      pass
-  except OSError as e:
-    raise OSError(f'--workdir={workdir} is not a writable directory: {e}'
-                  ) from e
+def _check_writable(workdir: paths.PathLike) -> None:
+  """Process 0 creates the workdir and writes a file there; all raise if it
+  cannot."""
+  def create() -> bytes:
+    directory = paths.path(workdir)
+    try:
+      directory.mkdir(parents=True, exist_ok=True)
+      probe = directory / f'.write_test_{uuid.uuid4().hex[:8]}'
+      probe.write_bytes(b'')
+      probe.unlink()
+    except OSError as e:
+      raise OSError(f'--workdir={workdir} is not a writable directory: {e}'
+                    ) from e
+    return b''
+  hosts.run_on_chief(create, 'create the workdir')
 
 
 def _raise_if_non_finite(step_metrics: list[tuple[int, Any]],
-                         last_saved: int, workdir: str) -> None:
+                         last_saved: int, workdir: paths.PathLike) -> None:
   """Stops the run at the first step whose metrics are not all finite."""
   for step, metrics in step_metrics:
     for name, value in sorted(metrics.items()):
@@ -118,9 +127,9 @@ class _StopOnSignal:
       signal.signal(signum, handler)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict,
-                       workdir: str) -> tuple[steps.GeneratorState,
-                                              steps.TrainState]:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: paths.PathLike
+) -> tuple[steps.GeneratorState, steps.TrainState]:
   """Trains G and D, resuming from workdir's latest good checkpoint if any.
 
   SIGTERM or SIGINT (a preemption, Ctrl-C) make it save a checkpoint at the
@@ -135,7 +144,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   """
   _validate(config)
   _check_writable(workdir)
-  is_chief = jax.process_index() == 0
+  is_chief = hosts.is_chief()
   # Loads Inception's weights or the classifier (training it if needed)
   # before anything is compiled: a bad path fails now.
   evaluator = (evaluation.Evaluator(config)
@@ -153,19 +162,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if restored:
     start_step, g_state, d_state, step_rng = restored
     logging.info('Resumed from %s at step %d.',
-                 os.path.join(manager.directory, str(start_step)), start_step)
+                 manager.directory / str(start_step), start_step)
 
-  # Logging.
-  writer = metric_writers.create_default_writer(
-      workdir, just_logging=not is_chief)
+  # Logging: process 0 alone logs metrics and writes events and files.
+  writer = metric_writers.MultiWriter([])
   if is_chief:
-    writer = metric_writers.MultiWriter([writer,
-                                         history.JsonlWriter(workdir)])
+    writer = metric_writers.MultiWriter([
+        metric_writers.create_default_writer(str(paths.path(workdir))),
+        history.JsonlWriter(workdir)])
+    parameter_overview.log_parameter_overview(g_state.params, msg='Generator')
+    parameter_overview.log_parameter_overview(d_state.params,
+                                              msg='Discriminator')
   if not start_step:
     writer.write_hparams(checkpoint.flat_config(config))
-  parameter_overview.log_parameter_overview(g_state.params, msg='Generator')
-  parameter_overview.log_parameter_overview(d_state.params,
-                                            msg='Discriminator')
 
   # Input.
   train_iter, num_examples = input_pipeline.create_dataset(config, start_step)
@@ -192,12 +201,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   generate = jax.jit(steps.generate)
 
   def write_samples(step: int) -> None:
+    if not is_chief:
+      return
     grid = images.make_grid(images.to_uint8(
         generate(jax_utils.unreplicate(g_state), fixed_z)))
-    if is_chief:
-      images.save_png(os.path.join(workdir, 'samples', f'{step:07d}.png'),
-                      grid)
-      writer.write_images(step, {'samples': grid[None]})
+    images.save_png(paths.path(workdir) / 'samples' / f'{step:07d}.png', grid)
+    writer.write_images(step, {'samples': grid[None]})
 
   def host_states() -> tuple[steps.GeneratorState, steps.TrainState]:
     return jax.device_get(jax_utils.unreplicate((g_state, d_state)))

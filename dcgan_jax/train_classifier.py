@@ -15,12 +15,12 @@ from absl import flags
 from ml_collections import config_flags
 
 from dcgan_jax import classifier
-from dcgan_jax import input_pipeline
+from dcgan_jax import sources
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  input_pipeline.hide_gpus_from_tensorflow()
+  sources.hide_gpus_from_tensorflow()
   config = flags.FLAGS.config
   _, meta = classifier.train_and_save(config)
   path = classifier.default_path(config)

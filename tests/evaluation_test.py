@@ -21,7 +21,8 @@ from dcgan_jax import evaluate
 from dcgan_jax import evaluation
 from dcgan_jax import history
 from dcgan_jax import inception
-from dcgan_jax import input_pipeline
+from dcgan_jax import idx_files
+from dcgan_jax import labeled_data
 from dcgan_jax import steps
 from dcgan_jax import train
 from tests import inception_reference
@@ -31,16 +32,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.skipif(
-    not os.path.isdir(input_pipeline.DEBIAN_FASHION_MNIST_DIR),
+    not os.path.isdir(idx_files.DEBIAN_FASHION_MNIST_DIR),
     reason='Debian package dataset-fashion-mnist not installed (.ci/run '
     'installs it)')
 def test_classifier_distance_orders_real_blurred_and_noise():
-  directory = input_pipeline.DEBIAN_FASHION_MNIST_DIR
-  images = input_pipeline.read_fashion_mnist_idx(directory, 'train')[:12_000]
-  labels = input_pipeline.read_fashion_mnist_idx_labels(directory,
-                                                        'train')[:12_000]
-  test_images = input_pipeline.read_fashion_mnist_idx(directory, 'test')
-  test_labels = input_pipeline.read_fashion_mnist_idx_labels(directory, 'test')
+  directory = idx_files.DEBIAN_FASHION_MNIST_DIR
+  images = idx_files.read_images(directory, 'train')[:12_000]
+  labels = idx_files.read_labels(directory, 'train')[:12_000]
+  test_images = idx_files.read_images(directory, 'test')
+  test_labels = idx_files.read_labels(directory, 'test')
   config = _load_config('fashion_mnist')
   config.eval.classifier_epochs = 3
   variables, accuracy = classifier.train(
@@ -93,9 +93,9 @@ def _eval_config(tmp_path, metrics='classifier_fd,classifier_kid'):
 
 def test_labeled_folder_splits_by_class(tmp_path):
   config = _eval_config(tmp_path)
-  train_images, train_labels, num_classes = input_pipeline.load_labeled(
+  train_images, train_labels, num_classes = labeled_data.load_labeled(
       config, 'train')
-  test_images, test_labels, _ = input_pipeline.load_labeled(config, 'test')
+  test_images, test_labels, _ = labeled_data.load_labeled(config, 'test')
   assert num_classes == 2
   assert train_images.shape == (72, 28, 28, 1) and len(test_images) == 8
   assert np.bincount(train_labels).tolist() == [36, 36]
@@ -187,8 +187,8 @@ def test_bad_eval_configs_fail_before_training(tmp_path):
   # trained on is refused too.
   config.eval.min_classifier_accuracy = 0.9
   config.data.image_size = 32
-  config.eval.classifier_path = classifier.default_path(
-      _eval_config(tmp_path))
+  config.eval.classifier_path = str(classifier.default_path(
+      _eval_config(tmp_path)))
   with pytest.raises(ValueError, match='was trained on'):
     train.train_and_evaluate(config, str(tmp_path / 'e'))
   for name in 'abcde':
@@ -212,11 +212,9 @@ def test_fid_and_kid_on_the_devices_match_host_features(tmp_path):
   fake = evaluator.fake_features('inception', jax_utils.replicate(g_state))
   assert fake.shape == (10, inception.FEATURE_DIM)
   # The same images embedded on the host, one batch, no pmap.
-  z = jax.random.normal(jax.random.fold_in(jax.random.key(0), 0),
-                        (2, 4, 2, config.model.nz)).reshape(-1,
-                                                            config.model.nz)
+  z = evaluation.eval_z(config.eval.seed, np.arange(10), config.model.nz)
   expected = jax.jit(inception.features)(
-      inception.load_variables(weights), steps.generate(g_state, z[:10]))
+      inception.load_variables(weights), steps.generate(g_state, z))
   np.testing.assert_allclose(fake, expected, rtol=1e-4,
                              atol=1e-4 * np.abs(expected).max())
   real = evaluator.real_features('inception')

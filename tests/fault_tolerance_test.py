@@ -1,6 +1,9 @@
-"""Kills, preemptions, corrupt checkpoints, divergence and bad workdirs,
-each through the real training CLI in a subprocess."""
+"""Kills, preemptions, corrupt checkpoints, divergence and bad workdirs: kills
+and signals through the real training CLI in a subprocess, the rest in
+this process."""
 
+import errno
+import logging
 import os
 import re
 import shutil
@@ -12,10 +15,14 @@ import time
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from dcgan_jax import checkpoint
+from dcgan_jax import sample
 from dcgan_jax import steps
+from dcgan_jax import train
+from tests.main_test import _load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAIN = ['-m', 'dcgan_jax.main', '--config=configs/test.py']
@@ -80,7 +87,12 @@ def test_sigkill_between_checkpoints_then_restart_is_exact(tmp_path):
   flags = [*SLOW, '--config.num_train_steps=10',
            '--config.checkpoint_every_steps=4']
   straight = str(tmp_path / 'straight')
-  assert _run(straight, *flags)[0] == 0
+  config = _config(num_train_steps=10, checkpoint_every_steps=4)
+  for flag in SLOW:
+    key, value = flag[len('--config.'):].split('=')
+    section, _, name = key.rpartition('.')
+    (config[section] if section else config)[name] = int(value)
+  train.train_and_evaluate(config, straight)  # The same run, in this process.
 
   killed = str(tmp_path / 'killed')
   process = _start(killed, *flags)
@@ -125,16 +137,17 @@ def test_preemption_saves_the_current_step_and_exits_0(tmp_path):
     assert stopped[-1] > stopped[-2]
     assert _saved_steps(workdir)[-1] == stopped[-1]
 
-  code, log = _run(workdir, *EVERY_STEP,
-                   f'--config.num_train_steps={stopped[-1] + 2}')
-  assert code == 0, log[-3000:]
-  assert f'at step {stopped[-1]}.' in log
-  assert _saved_steps(workdir)[-1] == stopped[-1] + 2
+
+def _config(**overrides):
+  config = _load_config('test')
+  for key, value in overrides.items():
+    config[key] = value
+  return config
 
 
-def test_corrupt_checkpoints_are_skipped_not_deleted(tmp_path):
+def test_corrupt_checkpoints_are_skipped_not_deleted(tmp_path, caplog):
   workdir = str(tmp_path / 'run')
-  assert _run(workdir, '--config.num_train_steps=6')[0] == 0
+  train.train_and_evaluate(_config(num_train_steps=6), workdir)
   assert _saved_steps(workdir) == [2, 4, 6]
   # Step 6 loses its files, step 4 has them cut short.
   for step, damage in ((6, 'delete'), (4, 'truncate')):
@@ -150,44 +163,36 @@ def test_corrupt_checkpoints_are_skipped_not_deleted(tmp_path):
         with open(path, 'r+b') as f:
           f.truncate(os.path.getsize(path) // 2)
 
-  code, log = _run(workdir, '--config.num_train_steps=8')
-  assert code == 0, log[-3000:]
+  with caplog.at_level(logging.INFO, logger='absl'):
+    train.train_and_evaluate(_config(num_train_steps=8), workdir)
   for step in (6, 4):
     bad_path = os.path.join(checkpoint.checkpoint_dir(workdir), str(step))
-    assert f'Checkpoint {bad_path} cannot be read' in log
+    assert f'Checkpoint {bad_path} cannot be read' in caplog.text
     # Moved aside for inspection, not deleted.
     assert os.path.isdir(os.path.join(workdir, 'checkpoints_unreadable',
                                       str(step)))
-  assert re.search(r'Resumed from \S+/checkpoints/2 at step 2', log)
+  assert re.search(r'Resumed from \S+/checkpoints/2 at step 2', caplog.text)
   assert _saved_steps(workdir) == [4, 6, 8]  # Saved anew; 3 kept.
-
   # Any step can be sampled, not only the latest.
-  out = str(tmp_path / 'step4.npz')
-  result = subprocess.run(
-      [sys.executable, '-m', 'dcgan_jax.sample', f'--workdir={workdir}',
-       '--step=4', '--num=3', f'--out={out}'], cwd=REPO, capture_output=True,
-      text=True, timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert np.load(out)['images'].shape == (3, 28, 28, 1)
+  assert sample.generate_images(workdir, 3, step=4).shape == (3, 28, 28, 1)
 
 
 def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(
-    tmp_path):
+    tmp_path, caplog):
   workdir = str(tmp_path / 'run')
-  assert _run(workdir, '--config.num_train_steps=2')[0] == 0
+  train.train_and_evaluate(_config(num_train_steps=2), workdir)
   before = _load(workdir, 2)
   # An absurd learning rate sends the parameters to about 1e38 in one step;
   # the next forward pass overflows.
-  code, log = _run(workdir, '--config.num_train_steps=8',
-                   '--config.optim.lr_d=1e38', '--config.optim.lr_g=1e38')
-  assert code != 0
+  config = _config(num_train_steps=8)
+  config.optim.lr_d = config.optim.lr_g = 1e38
+  with caplog.at_level(logging.INFO, logger='absl'), pytest.raises(
+      FloatingPointError, match=r'(\w+) is (nan|inf|-inf) at step (\d+): '
+      r'training diverged.* the last one saved is step 2') as error:
+    train.train_and_evaluate(config, workdir)
   # Learning rates may change on resume (only shapes and data may not).
-  assert re.search(r'Resumed from \S+/checkpoints/2 at step 2', log)
-  match = re.search(r'FloatingPointError: (\w+) is (nan|inf|-inf) at step '
-                    r'(\d+): training diverged', log)
-  assert match, log[-3000:]
-  assert int(match[3]) > 2
-  assert 'the last one saved is step 2' in log
+  assert re.search(r'Resumed from \S+/checkpoints/2 at step 2', caplog.text)
+  assert int(re.search(r'at step (\d+)', str(error.value))[1]) > 2
   assert _saved_steps(workdir) == [2]
   _assert_identical(before, _load(workdir, 2))
 
@@ -195,48 +200,40 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(
 def test_unwritable_workdir_fails_clearly(tmp_path):
   not_a_dir = tmp_path / 'file'
   not_a_dir.write_text('')
-  code, log = _run(str(not_a_dir / 'run'))
-  assert code != 0
-  assert 'is not a writable directory' in log and str(not_a_dir) in log
+  with pytest.raises(OSError, match=f'{not_a_dir}.* is not a writable '
+                     'directory'):
+    train.train_and_evaluate(_config(), str(not_a_dir / 'run'))
 
 
-def test_failing_save_keeps_earlier_checkpoints(tmp_path):
+def test_failing_save_keeps_earlier_checkpoints(tmp_path, monkeypatch):
   workdir = str(tmp_path / 'run')
-  # The real CLI, with the disk "full" from the checkpoint at step 4 on.
-  script = (
-      'import errno, sys\n'
-      'import orbax.checkpoint as ocp\n'
-      'save = ocp.CheckpointManager.save\n'
-      'def full_disk(self, step, *args, **kwargs):\n'
-      '  if step >= 4:\n'
-      '    raise OSError(errno.ENOSPC, "No space left on device")\n'
-      '  return save(self, step, *args, **kwargs)\n'
-      'ocp.CheckpointManager.save = full_disk\n'
-      'from absl import app\n'
-      'from dcgan_jax import main\n'
-      'sys.argv[0] = "dcgan_jax.main"\n'
-      'app.run(main.main)\n')
-  code, log = _run(workdir, '--config=configs/test.py',
-                   '--config.num_train_steps=6',
-                   python_args=['-c', script])
-  assert code != 0
-  assert 'Saving the checkpoint for step 4' in log
-  assert 'No space left on device' in log
-  assert 'Earlier checkpoints are untouched' in log
+  save = ocp.CheckpointManager.save
+
+  def full_disk(self, step, *args, **kwargs):  # The disk is full from step 4.
+    if step >= 4:
+      raise OSError(errno.ENOSPC, 'No space left on device')
+    return save(self, step, *args, **kwargs)
+  monkeypatch.setattr(ocp.CheckpointManager, 'save', full_disk)
+  with pytest.raises(RuntimeError, match=r'Saving the checkpoint for step 4 .*'
+                     'No space left on device.* Earlier checkpoints are '
+                     'untouched'):
+    train.train_and_evaluate(_config(num_train_steps=6), workdir)
   assert _saved_steps(workdir) == [2]
   _load(workdir, 2)  # Still loadable.
 
 
 def test_resume_refuses_a_config_that_changes_the_model(tmp_path):
   workdir = str(tmp_path / 'run')
-  assert _run(workdir, '--config.num_train_steps=2')[0] == 0
+  train.train_and_evaluate(_config(num_train_steps=2), workdir)
   ckpt_dir = checkpoint.checkpoint_dir(workdir)
   before = sorted((d, os.path.getmtime(os.path.join(d, f)))
                   for d, _, files in os.walk(ckpt_dir) for f in files)
-  code, log = _run(workdir, '--config.num_train_steps=4',
-                   '--config.model.ngf=16', '--config.data.image_size=32')
-  assert code != 0
-  assert 'model.ngf: 8 -> 16' in log and 'data.image_size: 28 -> 32' in log
+  config = _config(num_train_steps=4)
+  config.model.ngf = 16
+  config.data.image_size = 32
+  with pytest.raises(ValueError, match=r'data.image_size: 28 -> 32, '
+                     r'model.ngf: 8 -> 16'):
+    train.train_and_evaluate(config, workdir)
   after = sorted((d, os.path.getmtime(os.path.join(d, f)))
                  for d, _, files in os.walk(ckpt_dir) for f in files)
   assert before == after

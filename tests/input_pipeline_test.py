@@ -12,7 +12,12 @@ from PIL import Image
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from dcgan_jax import decoding
+from dcgan_jax import hosts
+from dcgan_jax import idx_files
+from dcgan_jax import image_files
 from dcgan_jax import input_pipeline
+from dcgan_jax import sources
 from tests.conftest import write_image_folder
 
 
@@ -29,7 +34,7 @@ def _config(name='folder', path='', image_size=32, channels=3, batch_size=8):
 @pytest.mark.parametrize('channels', [1, 3])
 def test_folder_batches_have_device_layout_and_range(tmp_path, channels):
   paths = write_image_folder(str(tmp_path))
-  assert len(input_pipeline.list_image_files(str(tmp_path))) == len(paths)
+  assert len(image_files.list_image_files(str(tmp_path))) == len(paths)
   it, num_examples = input_pipeline.create_dataset(
       _config(path=str(tmp_path), channels=channels))
   assert num_examples == len(paths)
@@ -52,17 +57,17 @@ def test_preprocess_resizes_shorter_side_then_center_crops():
   # original's middle half, which is white; the outer quarters are black.
   image = np.zeros((40, 80, 3), np.uint8)
   image[:, 20:60] = 255
-  out = input_pipeline.preprocess(tf.constant(image), 32, 3).numpy()
+  out = decoding.preprocess(tf.constant(image), 32, 3).numpy()
   assert out.shape == (32, 32, 3)
   np.testing.assert_allclose(out[:, 1:-1], 1.0, atol=1e-5)
-  gray = input_pipeline.preprocess(tf.constant(image), 32, 1).numpy()
+  gray = decoding.preprocess(tf.constant(image), 32, 1).numpy()
   assert gray.shape == (32, 32, 1)
 
 
 def test_fake_dataset_shape():
   it, num_examples = input_pipeline.create_dataset(
       _config(name='fake', image_size=28, channels=1))
-  assert num_examples == input_pipeline.FAKE_DATASET_SIZE
+  assert num_examples == sources.FAKE_DATASET_SIZE
   assert next(it).shape == (4, 2, 28, 28, 1)
 
 
@@ -82,7 +87,7 @@ def test_missing_or_empty_folder_fails_with_path(tmp_path):
 
 def test_dataset_smaller_than_a_batch_fails(tmp_path):
   write_image_folder(str(tmp_path), count=3)
-  with pytest.raises(ValueError, match='3 examples .* one batch of 8'):
+  with pytest.raises(ValueError, match='3 examples, fewer than one batch of 8'):
     input_pipeline.create_dataset(_config(path=str(tmp_path)))
 
 
@@ -104,7 +109,7 @@ def _write_idx(path, header, payload=b''):
 def test_idx_reader_rejects_wrong_files(tmp_path):
   _write_idx(tmp_path / 'train-images-idx3-ubyte.gz', [2049, 60000, 28, 28])
   with pytest.raises(ValueError, match='train-images-idx3-ubyte.gz is not'):
-    input_pipeline.read_fashion_mnist_idx(str(tmp_path), 'train')
+    idx_files.read_images(str(tmp_path), 'train')
 
 
 def test_idx_reader_reads_a_valid_file(tmp_path):
@@ -112,17 +117,17 @@ def test_idx_reader_reads_a_valid_file(tmp_path):
       0, 256, (10_000, 28, 28), dtype=np.uint8)
   _write_idx(tmp_path / 't10k-images-idx3-ubyte.gz', [2051, 10_000, 28, 28],
              pixels.tobytes())
-  images = input_pipeline.read_fashion_mnist_idx(str(tmp_path), 'test')
+  images = idx_files.read_images(str(tmp_path), 'test')
   np.testing.assert_array_equal(images[..., 0], pixels)
 
 
 @pytest.mark.skipif(
-    not os.path.isdir(input_pipeline.DEBIAN_FASHION_MNIST_DIR),
+    not os.path.isdir(idx_files.DEBIAN_FASHION_MNIST_DIR),
     reason='Debian package dataset-fashion-mnist not installed (.ci/run '
     'installs it)')
 def test_debian_fashion_mnist_is_the_default_dataset_offline(tmp_path):
-  images = input_pipeline.read_fashion_mnist_idx(
-      input_pipeline.DEBIAN_FASHION_MNIST_DIR, 'train')
+  images = idx_files.read_images(
+      idx_files.DEBIAN_FASHION_MNIST_DIR, 'train')
   assert images.shape == (60_000, 28, 28, 1)
   # With no TFDS copy in data_dir, the fashion_mnist pipeline falls back to
   # the Debian files.
@@ -207,19 +212,73 @@ def test_random_flip_is_seeded_and_flips_some(tmp_path):
   np.testing.assert_array_equal(again, batch)
 
 
-def test_hosts_read_disjoint_balanced_shares(tmp_path, monkeypatch):
-  _write_colours(str(tmp_path), 33)
-  files = input_pipeline.list_image_files(str(tmp_path))
-  shares, counts = [], []
-  monkeypatch.setattr(jax, 'process_count', lambda: 2)
-  for process in range(2):
-    monkeypatch.setattr(jax, 'process_index', lambda p=process: p)
-    shares.append(input_pipeline.host_share(files))
-    counts.append(input_pipeline._folder_source(  # pylint: disable=protected-access
-        _config(path=str(tmp_path))).num_examples)
-  assert not set(shares[0]) & set(shares[1])
-  assert sorted(shares[0] + shares[1]) == files
-  assert counts == [17, 16]
+def _as_host(monkeypatch, process, count=2, local_devices=2):
+  """Makes this process look like host `process` of `count`, each driving
+  `local_devices` of the 4 test devices."""
+  monkeypatch.setattr(jax, 'process_count', lambda: count)
+  monkeypatch.setattr(jax, 'process_index', lambda: process)
+  monkeypatch.setattr(jax, 'local_device_count', lambda: local_devices)
+  monkeypatch.setattr(hosts, 'local_axis_indices', lambda: tuple(
+      range(process * local_devices, (process + 1) * local_devices)))
+
+
+@pytest.mark.parametrize('name', ['folder', 'fake', 'fashion_mnist'])
+def test_global_batch_does_not_depend_on_the_host_count(tmp_path, name,
+                                                        monkeypatch):
+  """Two hosts x 2 devices read, between them, exactly the batches one
+  host x 4 devices reads, step by step, from the start and resumed: a
+  folder, random images and in-memory images (Debian's Fashion-MNIST)."""
+  if name == 'fashion_mnist' and not os.path.isdir(
+      idx_files.DEBIAN_FASHION_MNIST_DIR):
+    pytest.skip('Debian package dataset-fashion-mnist not installed (.ci/run '
+                'installs it)')
+  _write_colours(str(tmp_path / 'images'), 24)
+  # fashion_mnist: no TFDS copy in data.path, so Debian's files are read.
+  path = str(tmp_path / ('images' if name == 'folder' else 'empty'))
+  config = _config(name=name, path=path, image_size=28, channels=1)
+  config.data.random_flip = True
+  for start_step in (0, 5):
+    one_host, num_examples = input_pipeline.create_dataset(config, start_step)
+    expected = [next(one_host) for _ in range(4)]  # (4, 2, 28, 28, 1) each.
+    shares = []
+    for process in (0, 1):
+      with monkeypatch.context() as patch:
+        _as_host(patch, process)
+        stream, host_num_examples = input_pipeline.create_dataset(
+            config, start_step)
+      assert host_num_examples == num_examples
+      shares.append([next(stream) for _ in range(4)])
+    for want, first, second in zip(expected, *shares):
+      assert first.shape == (2, 2, 28, 28, 1)
+      np.testing.assert_array_equal(np.concatenate([first, second]), want)
+
+
+def test_tfds_hosts_each_load_their_own_even_split(monkeypatch, tmp_path):
+  """TFDS's files are split between hosts (tfds.split_for_jax_process), so
+  each reads and shuffles its own half."""
+  config = _config(name='mnist', path=str(tmp_path), image_size=28,
+                   channels=1, batch_size=4)
+  loaded = []
+  load = tfds.load
+  monkeypatch.setattr(tfds, 'load', lambda name, split, **kwargs: (
+      loaded.append(split), load(name, split=split, **kwargs))[1])
+  with tfds.testing.mock_data(num_examples=24):
+    for process in (0, 1):
+      with monkeypatch.context() as patch:
+        _as_host(patch, process)
+        next(input_pipeline.create_dataset(config)[0])
+  assert loaded == tfds.even_splits('train', n=2, drop_remainder=True)
+
+
+def test_layout_names_devices_batch_and_rows(tmp_path, monkeypatch):
+  _write_colours(str(tmp_path), 24)
+  config = _config(path=str(tmp_path))
+  _as_host(monkeypatch, 1)
+  text = input_pipeline.describe_layout(config)
+  assert text == (
+      'Process 1 of 2: 2 local devices of 4 (pmap axis indices 2, 3); '
+      'global batch 8 = 4 devices x 2; this host reads 4 images per step: '
+      'rows 4-7 of each global batch, drawn from all 24 examples.')
 
 
 def test_bad_files_are_skipped_and_named(tmp_path, caplog):
@@ -229,15 +288,15 @@ def test_bad_files_are_skipped_and_named(tmp_path, caplog):
   (tmp_path / 'truncated.jpg').write_bytes(jpeg.getvalue()[:300])
   (tmp_path / 'empty.png').write_bytes(b'')
   (tmp_path / 'notes.gif').write_bytes(b'plain text, not a GIF')
-  files = input_pipeline.list_image_files(str(tmp_path))
+  files = image_files.list_image_files(str(tmp_path))
   assert len(files) == 203
-  kept = input_pipeline.check_image_files(files, 0.02)
+  kept = image_files.check_image_files(files, 0.02)
   assert len(kept) == len(good)
   assert '3 of 203 image files are unreadable or truncated' in caplog.text
   for name in ('truncated.jpg', 'empty.png', 'notes.gif'):
     assert name in caplog.text
   with pytest.raises(ValueError, match=r'3 of 203 .*max_bad_fraction=0.01'):
-    input_pipeline.check_image_files(files, 0.01)
+    image_files.check_image_files(files, 0.01)
   # Through the pipeline: the run starts on the good files, and one damaged
   # inside (intact signature and end marker) is dropped when it fails to
   # decode.
@@ -253,8 +312,20 @@ def test_bad_files_are_skipped_and_named(tmp_path, caplog):
   assert set(seen) == set(good[1:])
 
 
+def test_a_step_with_no_decodable_image_fails_instead_of_spinning(tmp_path):
+  _write_colours(str(tmp_path), 8)
+  for path in tmp_path.iterdir():  # Intact signature and end, damaged body.
+    damaged = bytearray(path.read_bytes())
+    damaged[40:60] = b'\x00' * 20
+    path.write_bytes(bytes(damaged))
+  it, _ = input_pipeline.create_dataset(_config(path=str(tmp_path)))
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r'no image of a step of .*folder.* could be read'):
+    next(it)
+
+
 def test_webp_and_animated_gif_decode(tmp_path):
-  if not input_pipeline.PIL.features.check('webp'):
+  if not image_files.PIL.features.check('webp'):
     pytest.skip('Pillow built without WebP')
   red = np.zeros((40, 40, 3), np.uint8)
   red[..., 0] = 255
@@ -280,12 +351,12 @@ def test_downscaling_follows_torchvision_resize(tmp_path):
            + 50 * np.cos(yy[..., None] / 13.0)).clip(0, 255).astype(np.uint8)
   reference = Image.fromarray(image).resize((64, 78), Image.BILINEAR)
   reference = np.asarray(reference, np.float32)[7:71] / 127.5 - 1.0
-  got = input_pipeline.preprocess(tf.constant(image), 64, 3).numpy()
+  got = decoding.preprocess(tf.constant(image), 64, 3).numpy()
   assert got.shape == reference.shape
   assert np.mean(np.abs(got - reference)) < 0.02
   # Through the JPEG path too (DCT-domain downscaling in the decoder).
   Image.fromarray(image).save(tmp_path / 'a.jpg', quality=95)
-  decoded = input_pipeline._encoded_decoder(64)(  # pylint: disable=protected-access
+  decoded = decoding.encoded_decoder(64)(
       tf.io.read_file(str(tmp_path / 'a.jpg')))
-  from_jpeg = input_pipeline.preprocess(decoded, 64, 3).numpy()
+  from_jpeg = decoding.preprocess(decoded, 64, 3).numpy()
   assert np.mean(np.abs(from_jpeg - reference)) < 0.03

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from configs import fashion_mnist
-from dcgan_jax import input_pipeline
+from dcgan_jax import idx_files
 from dcgan_jax import steps
 from tests.conftest import tiny_config
 
@@ -78,7 +78,7 @@ def test_short_training_on_synthetic_disks_learns():
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    not os.path.isdir(input_pipeline.DEBIAN_FASHION_MNIST_DIR),
+    not os.path.isdir(idx_files.DEBIAN_FASHION_MNIST_DIR),
     reason='Debian package dataset-fashion-mnist not installed (.ci/run '
     'installs it)')
 def test_fashion_mnist_training_moves_toward_the_data():
@@ -87,8 +87,8 @@ def test_fashion_mnist_training_moves_toward_the_data():
   config.batch_size = 64
 
   def load(split, count):
-    images = input_pipeline.read_fashion_mnist_idx(
-        input_pipeline.DEBIAN_FASHION_MNIST_DIR, split)[:count]
+    images = idx_files.read_images(idx_files.DEBIAN_FASHION_MNIST_DIR,
+                                   split)[:count]
     return images.astype(np.float32) / 127.5 - 1.0
 
   batches = iter(np.split(load('train', 150 * 64), 150))
