@@ -65,7 +65,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.metrics = ''
   config.eval.best_metric = ''  # Kept in checkpoints_best ('' = the first).
   config.eval.num_samples = 10_000  # Generated and real images compared.
-  config.eval.batch_size = 200  # Images per host per feature batch.
+  # Images per feature batch over all devices (rounded up to a multiple of
+  # the device count).
+  config.eval.batch_size = 200
   config.eval.kid_subsets = 100
   config.eval.kid_subset_size = 1000
   # pytorch-fid's weights converted by `python -m dcgan_jax.convert_inception`.

@@ -8,7 +8,6 @@ unpickles anything.
 """
 
 import hashlib
-import io
 import json
 import time
 from typing import Any
@@ -111,15 +110,12 @@ def to_bytes(variables: dict[str, Any], meta: dict[str, Any]) -> bytes:
   flat = {'/'.join(k.key for k in p): np.asarray(v) for p, v in
           jax.tree_util.tree_leaves_with_path(variables)}
   flat['meta'] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
-  buffer = io.BytesIO()
-  np.savez(buffer, **flat)
-  return buffer.getvalue()
+  return paths.npz_bytes(flat)
 
 
 def from_bytes(data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
   """(variables, meta) from to_bytes(); loading unpickles nothing."""
-  with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-    flat = {k: arrays[k] for k in arrays.files}
+  flat = paths.arrays_from_npz(data)
   meta = json.loads(flat.pop('meta').tobytes())
   return traverse_util.unflatten_dict(flat, sep='/'), meta
 

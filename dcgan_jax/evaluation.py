@@ -9,7 +9,6 @@ are computed once and cached under eval.cache_dir.
 """
 
 import hashlib
-import io
 import json
 import math
 from typing import Any, Callable
@@ -76,17 +75,6 @@ def _file_digest(path: str) -> str:
     for block in iter(lambda: f.read(1 << 20), b''):
       digest.update(block)
   return digest.hexdigest()[:16]
-
-
-def _npz_bytes(**arrays: np.ndarray) -> bytes:
-  buffer = io.BytesIO()
-  np.savez(buffer, **arrays)
-  return buffer.getvalue()
-
-
-def _npz_array(data: bytes, name: str) -> np.ndarray:
-  with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-    return arrays[name]
 
 
 def eval_z(seed: int, indices: np.ndarray, nz: int) -> jax.Array:
@@ -175,12 +163,11 @@ class Evaluator:
         lambda: path.read_bytes() if path.exists() else b'',
         'read the cached real features')
     if cached:
-      features = _npz_array(cached, 'features')
+      features = paths.arrays_from_npz(cached)['features']
     else:
       features = self._embed_real_data(space)
       if hosts.is_chief():
-        with paths.atomic_write(path) as f:
-          f.write(_npz_bytes(features=features))
+        paths.write_npz(path, {'features': features})
         logging.info('Cached %d real %s features in %s.', len(features),
                      space, path)
     self._real[space] = features

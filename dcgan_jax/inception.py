@@ -10,7 +10,6 @@ weights map over name by name; `convert_inception` writes them as a .npz.
 """
 
 import functools
-import io
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -303,8 +302,7 @@ def variables_to_torch(variables: dict[str, Any]) -> dict[str, np.ndarray]:
 def save_state_dict(path: paths.PathLike,
                     state_dict: dict[str, np.ndarray]) -> None:
   """Writes a state dict (PyTorch names and layouts) as a .npz, atomically."""
-  with paths.atomic_write(path) as f:
-    np.savez(f, **state_dict)
+  paths.write_npz(path, state_dict)
 
 
 def load_variables(path: paths.PathLike) -> dict[str, Any]:
@@ -315,9 +313,7 @@ def load_variables(path: paths.PathLike) -> dict[str, Any]:
     FileNotFoundError, ValueError: naming the file and what is wrong.
   """
   try:
-    data = io.BytesIO(paths.path(path).read_bytes())
-    with np.load(data, allow_pickle=False) as arrays:
-      state_dict = {key: arrays[key] for key in arrays.files}
+    state_dict = paths.read_npz(path)
   except FileNotFoundError:
     raise FileNotFoundError(
         f'eval.inception_weights={path!r} does not exist: convert '

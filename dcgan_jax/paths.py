@@ -6,12 +6,14 @@ local directory.
 """
 
 import contextlib
+import io
 import os
 import re
-from typing import IO, Iterator
+from typing import IO, Iterator, Mapping
 import uuid
 
 from etils import epath
+import numpy as np
 
 PathLike = str | os.PathLike
 
@@ -46,3 +48,28 @@ def atomic_write(p: PathLike, mode: str = 'wb') -> Iterator[IO]:
     if tmp.exists():
       tmp.unlink()
     raise
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+  """Named arrays as the bytes of an .npz file."""
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
+  return buffer.getvalue()
+
+
+def arrays_from_npz(data: bytes) -> dict[str, np.ndarray]:
+  """The arrays of an .npz file's bytes; never unpickles (allow_pickle is
+  off), so a malicious file cannot run code."""
+  with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+    return {name: arrays[name] for name in arrays.files}
+
+
+def write_npz(p: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+  """Writes named arrays to an .npz, atomically."""
+  with atomic_write(p) as f:
+    f.write(npz_bytes(arrays))
+
+
+def read_npz(p: PathLike) -> dict[str, np.ndarray]:
+  """The arrays of an .npz file (see arrays_from_npz)."""
+  return arrays_from_npz(path(p).read_bytes())

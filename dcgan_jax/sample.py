@@ -43,8 +43,7 @@ def write_images(samples: np.ndarray, out: str, grid: bool) -> None:
   if grid:
     images.save_png(out, images.make_grid(samples))
   elif out.endswith('.npz'):
-    with paths.atomic_write(out) as f:
-      np.savez(f, images=samples)
+    paths.write_npz(out, {'images': samples})
   else:
     for i, image in enumerate(samples):
       images.save_png(paths.path(out) / f'{i:06d}.png', image)
