@@ -1,4 +1,5 @@
-"""Test setup: four fake CPU devices, so pmap paths run on any machine.
+"""Test setup: four fake CPU devices, so pmap paths run on any machine, and
+one compilation cache for the whole run.
 
 XLA reads the flag when JAX initialises its backend, so it is set here,
 before any test module imports jax.
@@ -10,6 +11,13 @@ os.environ['XLA_FLAGS'] = (
     os.environ.get('XLA_FLAGS', '') +
     ' --xla_force_host_platform_device_count=4').strip()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# Many tests, and the processes they start, compile the same small
+# programs: JAX's persistent cache, shared by the test workers and their
+# subprocesses through the environment, compiles each once.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    '.pytest_cache', 'jax_compilation'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 
 import ml_collections  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
