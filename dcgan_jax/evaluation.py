@@ -69,11 +69,11 @@ def best_metric(config: Any) -> str:
   return config.eval.best_metric or metric_names(config)[0]
 
 
-def _file_digest(path: str) -> str:
+def _digest(variables: Any) -> str:
+  """Identifies a feature network's weights, for the feature cache."""
   digest = hashlib.sha256()
-  with paths.path(path).open('rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      digest.update(block)
+  for leaf in jax.tree.leaves(variables):
+    digest.update(np.asarray(leaf).tobytes())
   return digest.hexdigest()[:16]
 
 
@@ -101,28 +101,27 @@ class Evaluator:
     per_device = math.ceil(config.eval.batch_size / jax.device_count())
     self.layout = (jax.local_device_count(), per_device)
     self.global_batch = per_device * jax.device_count()
-    # Feature space -> (pure features fn, variables, identity for caching).
-    self.spaces: dict[str, tuple[Callable, Any, str]] = {}
+    # Feature space -> (pure features fn, variables).
+    self.spaces: dict[str, tuple[Callable, Any]] = {}
     spaces = {METRICS[m][0] for m in self.names}
     if 'inception' in spaces:
-      path = config.eval.inception_weights
-      self.spaces['inception'] = (inception.features,
-                                  inception.load_variables(path),
-                                  _file_digest(path))
+      self.spaces['inception'] = (
+          inception.features,
+          inception.load_variables(config.eval.inception_weights))
     if 'classifier' in spaces:
       data = hosts.run_on_chief(
           lambda: classifier.to_bytes(*classifier.load_or_train(config)),
           'load or train the evaluation classifier')
       self.spaces['classifier'] = (classifier.features,
-                                   classifier.from_bytes(data)[0],
-                                   hashlib.sha256(data).hexdigest()[:16])
+                                   classifier.from_bytes(data)[0])
     self._real: dict[str, np.ndarray] = {}
+    self._fake_z: list[jax.Array] = []  # Per batch, this host's rows.
     self._compiled: dict[str, tuple[Callable, Callable, Any]] = {}
 
   def _functions(self, space: str) -> tuple[Callable, Callable, Any]:
     """(pmapped embed(images), pmapped embed(G(z))) and replicated
     variables of a feature space."""
-    fn, variables, _ = self.spaces[space]
+    fn, variables = self.spaces[space]
     if space not in self._compiled:
       embed_real = jax.pmap(fn)
       embed_fake = jax.pmap(
@@ -143,7 +142,7 @@ class Evaluator:
   def _cache_path(self, space: str) -> paths.epath.Path:
     config = self.config
     key = json.dumps({
-        'space': space, 'weights': self.spaces[space][2],
+        'space': space, 'weights': _digest(self.spaces[space][1]),
         'data': {k: config.data[k] for k in (
             'name', 'path', 'split', 'image_size', 'channels')},
         'num': config.eval.num_samples, 'seed': config.seed,
@@ -194,14 +193,15 @@ class Evaluator:
     """Features of eval.num_samples images from a replicated G state; the
     same z every call, so values over training differ by G alone."""
     _, embed_fake, variables = self._functions(space)
-    rows = hosts.local_rows(self.global_batch)
-    chunks = []
-    for i in range(self._num_batches()):
-      z = eval_z(self.config.eval.seed, i * self.global_batch + rows,
-                 self.config.model.nz)
-      chunks.append(np.asarray(embed_fake(
-          variables, g_state, z.reshape(*self.layout, -1))))
-    return self._in_global_order(chunks)
+    if not self._fake_z:
+      rows = hosts.local_rows(self.global_batch)
+      self._fake_z = [
+          eval_z(self.config.eval.seed, i * self.global_batch + rows,
+                 self.config.model.nz).reshape(*self.layout, -1)
+          for i in range(self._num_batches())]
+    return self._in_global_order([
+        np.asarray(embed_fake(variables, g_state, z))
+        for z in self._fake_z])
 
   def _distances(self, real: dict[str, np.ndarray],
                  fake: dict[str, np.ndarray]) -> dict[str, float]:

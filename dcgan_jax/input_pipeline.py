@@ -114,6 +114,7 @@ def create_dataset(config: Any, start_step: int = 0
   local_batch = local_devices * per_device
   size, channels = config.data.image_size, config.data.channels
   source, num_examples = _open(config)
+  where = config.data.path or 'default location'
   if source.table is not None:
     needed, seed, whose = config.batch_size, config.seed, ''
     steps = _table_steps(source, config, start_step)
@@ -122,7 +123,6 @@ def create_dataset(config: Any, start_step: int = 0
     seed = config.seed + 7919 * jax.process_index()
     steps = _stream_steps(source, seed, start_step, local_batch)
   if source.num_examples < needed:
-    where = config.data.path or 'default location'
     raise ValueError(
         f'Dataset {config.data.name!r} ({where}) has {source.num_examples} '
         f'examples{whose}, fewer than one batch of {needed}.')
@@ -149,9 +149,8 @@ def create_dataset(config: Any, start_step: int = 0
   def device_layout(batch):
     with tf.control_dependencies([tf.debugging.assert_equal(
         tf.shape(batch)[0], local_batch, message=(
-            f'no image of a step of {config.data.name!r} '
-            f'({config.data.path or "default location"}) could be read and '
-            'decoded'))]):
+            f'no image of a step of {config.data.name!r} ({where}) could be '
+            'read and decoded'))]):
       return tf.reshape(batch, (local_devices, per_device, size, size,
                                 channels))
 
