@@ -5,7 +5,8 @@ Each (implementation, shape, dtype) runs in a child process of its own, so
 that its peak memory is its own (RSS on CPU, device memory on GPU) and
 torch never shares a process with JAX's XLA runtime. Prints img/s (median
 of --repeats timed calls after --warmup untimed ones), peak memory and the
-ratio of dcgan_jax's img/s to PyTorch eager's. With --peak it also times a
+ratio of dcgan_jax's img/s to PyTorch eager's, and each step's time
+relative to the default jax step's (img/s counts G's batch per step). With --peak it also times a
 large matmul in each dtype on the device and reports each step's
 convolution GFLOP/s (benchmarks/layer_flops.py's count) as a fraction of
 it.
@@ -15,13 +16,17 @@ it.
       --impls jax torch torch_compile --peak               # GPU
 
 Implementations: jax (`steps.train_step`, jitted, states donated),
-jax_separate (`d_step` then `g_step`: two G forwards), torch (the PyTorch
+jax_separate (`d_step` then `g_step`: two G forwards), jax_wgan_gp
+(`train_step` with WGAN-GP, 5 critic updates per step, D without
+BatchNorm), jax_unroll5 (`train_step` with G's loss through 5 unrolled D
+updates), torch (the PyTorch
 tutorial's loop, eager; benchmarks/torch_reference.py), torch_compile (the
 same with torch.compile'd networks). torch is optional: `pip install -e
 '.[bench]'`.
 """
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -50,8 +55,18 @@ def _timed(step, warmup: int, repeats: int, sync) -> list[float]:
   return times
 
 
-def run_jax(size, channels, batch, dtype, warmup, repeats, separate=False):
+# Recipes timed against the default step: config overrides.
+RECIPES = {
+    'jax_wgan_gp': {'objective': 'wgan_gp', 'n_critic': 5,
+                    'model': {'d_norm': 'none'}},
+    'jax_unroll5': {'unroll_steps': 5},
+}
+
+
+def run_jax(size, channels, batch, dtype, warmup, repeats, separate=False,
+            recipe=None):
   """Times dcgan_jax's jitted step; returns its measurements."""
+  import functools  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
   from dcgan_jax import steps  # pylint: disable=g-import-not-at-top
@@ -62,11 +77,14 @@ def run_jax(size, channels, batch, dtype, warmup, repeats, separate=False):
       'optim': {'lr_g': 2e-4, 'lr_d': 2e-4, 'b1': 0.5, 'b2': 0.999},
       'dtype': dtype,
   })
+  config.update(RECIPES.get(recipe, {}))
+  recipe = steps.Recipe.from_config(config)
   g_state, d_state = steps.create_train_states(config, jax.random.key(0))
   num_params = tuple(sum(x.size for x in jax.tree.leaves(s.params))
                      for s in (g_state, d_state))
-  images = jax.random.uniform(jax.random.key(1), (batch, size, size, channels),
-                              minval=-1)
+  lead = (recipe.n_critic,) if recipe.n_critic > 1 else ()
+  images = jax.random.uniform(jax.random.key(1),
+                              lead + (batch, size, size, channels), minval=-1)
   rng = jax.random.key(2)
 
   if separate:
@@ -76,7 +94,8 @@ def run_jax(size, channels, batch, dtype, warmup, repeats, separate=False):
       return g_state, d_state
   else:
     def update(g_state, d_state):
-      g_state, d_state, _ = steps.train_step(g_state, d_state, images, rng)
+      g_state, d_state, _ = steps.train_step(g_state, d_state, images, rng,
+                                             recipe=recipe)
       return g_state, d_state
   update = jax.jit(update, donate_argnums=(0, 1))
   states = [g_state, d_state]
@@ -134,6 +153,7 @@ def run_matmul(size, channels, batch, dtype, warmup, repeats):
 WORKERS = {
     'jax': run_jax,
     'jax_separate': lambda *a: run_jax(*a, separate=True),
+    **{name: functools.partial(run_jax, recipe=name) for name in RECIPES},
     'torch': run_torch,
     'torch_compile': lambda *a: run_torch(*a, compiled=True),
     'matmul': run_matmul,
@@ -187,9 +207,9 @@ def main():
   for dtype, gflop_s in peaks.items():
     notes.add(f'{dtype} matmul peak: {gflop_s:.0f} GFLOP/s')
   print('| shape | batch | dtype | implementation | img/s | ms/step (median) '
-        '| peak RSS MiB | peak device MiB | vs torch eager | conv GFLOP/s '
-        '(of matmul peak) |')
-  print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+        '| peak RSS MiB | peak device MiB | vs torch eager | step time vs jax '
+        '| conv GFLOP/s (of matmul peak) |')
+  print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
   for spec in args.sizes:
     gflop_per_image = layer_flops.step_gflop_per_image(
         *map(int, spec.split('x')))
@@ -206,14 +226,22 @@ def main():
           if result is None:
             continue
           ratio = f'{result["img_s"] / base["img_s"]:.2f}x' if base else '-'
+          plain = results.get('jax')
+          cost = (f'{result["median_s"] / plain["median_s"]:.2f}x' if plain
+                  else '-')
           gflop_s = result['img_s'] * gflop_per_image
           of_peak = (f' ({100 * gflop_s / peaks[dtype]:.0f}%)' if peaks
                      else '')
+          if impl in RECIPES:  # Another amount of work per image.
+            gflop_s, of_peak = '-', ''
+          else:
+            gflop_s = f'{gflop_s:.0f}'
+
           print(f'| {spec} | {batch} | {dtype} | {impl} | '
                 f'{result["img_s"]:.1f} | {1000 * result["median_s"]:.1f} | '
                 f'{result["peak_rss_mib"]:.0f} | '
-                f'{result["peak_device_mib"]:.0f} | {ratio} | '
-                f'{gflop_s:.0f}{of_peak} |', flush=True)
+                f'{result["peak_device_mib"]:.0f} | {ratio} | {cost} | '
+                f'{gflop_s}{of_peak} |', flush=True)
         notes.update(f'{impl}: {r["device"]}, {r["version"]}, (G, D) '
                      f'parameters {tuple(r["num_params"])} at {spec}'
                      for impl, r in results.items() if r)

@@ -10,7 +10,7 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
-  config.batch_size = 128  # Global, over all devices and hosts.
+  config.batch_size = 128  # Per D update, over all devices and hosts.
   # Training length: num_train_steps if > 0, else num_epochs over the data.
   config.num_train_steps = -1
   config.num_epochs = 5
@@ -42,7 +42,31 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.nz = 100
   config.model.ngf = 64
   config.model.ndf = 64
+  # D's normalisation after its downsampling layers: 'batch', 'layer' (per
+  # image) or 'none'. Objectives with a gradient penalty need 'layer' or
+  # 'none'.
+  config.model.d_norm = 'batch'
 
+  # The objective: non_saturating (BCE, G maximises log D(G(z))), minimax
+  # (G minimises log(1 - D(G(z))), the saturating original), wgan_gp
+  # (Wasserstein critic with gradient penalty), hinge or least_squares
+  # (LSGAN).
+  config.objective = 'non_saturating'
+  config.gp_weight = 10.0  # lambda of the gradient penalty (wgan_gp).
+  # One-sided label smoothing: D's target for real images is 1 - s
+  # (non_saturating and minimax).
+  config.label_smoothing = 0.0
+  # D updates per G update; each step reads n_critic batches of batch_size.
+  config.n_critic = 1
+  # G's loss against D advanced by this many differentiable updates
+  # (unrolled GAN, Metz et al. 2017); 0 = off.
+  config.unroll_steps = 0
+  # Exponential moving average of G's weights (0 = off), e.g. 0.999; when
+  # on, sample grids, sampling, evaluation and the best checkpoint use it.
+  config.ema_decay = 0.0
+
+  # Separate learning rates for G and D: unequal ones are the two time-scale
+  # update rule (TTUR, Heusel et al. 2017).
   config.optim = ml_collections.ConfigDict()
   config.optim.lr_g = 2e-4
   config.optim.lr_d = 2e-4
@@ -78,4 +102,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.classifier_epochs = 5
   config.eval.min_classifier_accuracy = 0.8
   config.eval.seed = 0  # For the generated images' z and the KID subsets.
+  # With EMA on, also evaluate G's trained (not averaged) weights, logged
+  # as METRIC_raw.
+  config.eval.raw_weights = False
   return config

@@ -6,9 +6,12 @@ Each checkpoint step under `workdir/checkpoints` holds two items: `state`
 (Orbax writes a temporary directory and renames it when complete), so a
 kill during a save leaves the earlier checkpoints as they were. A checkpoint
 that cannot be read is moved to `workdir/checkpoints_unreadable` (never
-deleted) and the previous one is used. On several processes the arrays are
-saved by process 0 (every process holds the same replicated values), and
-which checkpoint to resume from is decided for all of them.
+deleted) and the previous one is used; a readable one whose arrays do not
+fit the run's state is never moved: fields STARTS_FROM names are started
+from others, anything else stops the run naming the fields. On several
+processes the arrays are saved by process 0 (every process holds the same
+replicated values), and which checkpoint to resume from is decided for all
+of them.
 
 `workdir/checkpoints_best` is a second slot keeping the single best
 checkpoint by a metric, for evaluation to fill.
@@ -30,10 +33,13 @@ from dcgan_jax import hosts
 from dcgan_jax import paths
 from dcgan_jax import steps
 
-# Config keys a resumed run may not change: they change the networks' shapes
-# or the data they learn from.
+# Config keys a resumed run may not change: they change the networks' shapes,
+# what D's output means, or the data they learn from.
 PROTECTED_KEYS = ('data.name', 'data.image_size', 'data.channels',
-                  'model.nz', 'model.ngf', 'model.ndf')
+                  'model.nz', 'model.ngf', 'model.ndf', 'model.d_norm',
+                  'objective')
+# Keys added after runs were saved without them, and the value those runs had.
+ADDED_KEYS = {'model.d_norm': 'batch', 'objective': 'non_saturating'}
 
 
 def checkpoint_dir(workdir: paths.PathLike) -> epath.Path:
@@ -84,7 +90,8 @@ def save(manager: ocp.CheckpointManager, step: int,
   state = jax.device_get({'g': g_state, 'd': d_state,
                           'rng': jax.random.key_data(rng)})
   meta = {'config': config.to_dict(),
-          'data': {'step': step, 'examples_seen': step * config.batch_size}}
+          'data': {'step': step, 'examples_seen': int(jax.device_get(
+              d_state.step)) * config.batch_size}}
   try:
     manager.save(step, metrics=metrics, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
@@ -112,16 +119,101 @@ def restore_config(manager: ocp.CheckpointManager,
   return ml_collections.ConfigDict(restored.meta['config'])
 
 
+class StructureError(ValueError):
+  """A readable checkpoint whose arrays do not fit the run's state."""
+
+
+# A field a newer state has and an older checkpoint lacks -> the field it
+# starts from (EMA switched on: the averages start at the current weights).
+STARTS_FROM = {('g', 'ema_params'): ('g', 'params'),
+               ('g', 'ema_batch_stats'): ('g', 'batch_stats')}
+
+
+def _key_name(key: Any) -> str:
+  """One step of a tree path as a name, whatever container holds it."""
+  for attribute in ('name', 'key', 'idx'):
+    if hasattr(key, attribute):
+      return str(getattr(key, attribute))
+  return str(key)
+
+
+def _leaves_by_path(tree: Any) -> dict[tuple[str, ...], Any]:
+  return {tuple(map(_key_name, path)): leaf
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def _fields(leaf_paths: list[tuple[str, ...]]) -> str:
+  """'g.ema_params (5 arrays), d.batch_stats (4 arrays)'."""
+  counts: dict[str, int] = {}
+  for path in leaf_paths:
+    field = '.'.join(path[:2])
+    counts[field] = counts.get(field, 0) + 1
+  return ', '.join(f'{field} ({count} array{"s" * (count > 1)})'
+                   for field, count in sorted(counts.items()))
+
+
+def _fit(saved: dict[str, Any], target: Any, where: str) -> Any:
+  """The saved arrays in the target's structure.
+
+  A target field the checkpoint lacks is started from the field STARTS_FROM
+  names, with a warning; anything else that differs raises.
+
+  Raises:
+    StructureError: naming the fields that differ.
+  """
+  saved_leaves = _leaves_by_path(saved)
+  flat, treedef = jax.tree_util.tree_flatten_with_path(target)
+  target_paths = [tuple(map(_key_name, path)) for path, _ in flat]
+  unknown = sorted(set(saved_leaves) - set(target_paths))
+  missing, started, reshaped = [], [], []
+  leaves = []
+  for path, (_, leaf) in zip(target_paths, flat):
+    source = path
+    if path not in saved_leaves:
+      origin = STARTS_FROM.get(path[:2])
+      source = origin + path[2:] if origin else None
+      if source not in saved_leaves:
+        missing.append(path)
+        continue
+      started.append(path)
+    value = np.asarray(saved_leaves[source])
+    if value.shape != np.shape(leaf):
+      reshaped.append(path)
+      continue
+    leaves.append(value.astype(np.asarray(leaf).dtype))
+  problems = [f'{what}: {_fields(fields)}' for what, fields in (
+      ('in the checkpoint, not in this run\'s state', unknown),
+      ('in this run\'s state, not in the checkpoint', missing),
+      ('of another shape', reshaped)) if fields]
+  if problems:
+    raise StructureError(
+        f'{where} does not fit this run\'s state; fields '
+        f'{"; ".join(problems)}. It is left as it is: resume it with the '
+        'config it was saved with, or use another --workdir.')
+  if started:
+    absl_logging.warning(
+        '%s has no %s: starting them from %s (the weights at this step).',
+        where, _fields(started),
+        ', '.join(sorted({'.'.join(STARTS_FROM[p[:2]]) for p in started})))
+  return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
 def restore(manager: ocp.CheckpointManager, step: int,
             g_state: steps.GeneratorState, d_state: steps.TrainState,
             rng: jax.Array
             ) -> tuple[steps.GeneratorState, steps.TrainState, jax.Array]:
   """Restores a step's states and base key into the given structures, as
-  host (numpy) arrays."""
+  host (numpy) arrays.
+
+  Raises:
+    StructureError: if the checkpoint is readable but its arrays do not fit
+      the given structures (other than fields STARTS_FROM fills).
+  """
+  saved = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore())).state
   target = jax.device_get({'g': g_state, 'd': d_state,
                            'rng': jax.random.key_data(rng)})
-  state = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(target))).state
+  state = _fit(saved, target, f'Checkpoint {manager.directory / str(step)}')
   rng = jax.random.wrap_key_data(np.asarray(state['rng']),
                                  impl=jax.random.key_impl(rng))
   return state['g'], state['d'], rng
@@ -141,8 +233,9 @@ def restore_latest_good(
   run can save that step again.
 
   Raises:
-    ValueError: if the checkpoint's config differs in PROTECTED_KEYS (such a
-      checkpoint is readable, so it stays where it is).
+    ValueError: if the checkpoint's config differs in PROTECTED_KEYS, or
+      (StructureError) its arrays do not fit the run's state: such a
+      checkpoint is readable, so it stays where it is.
   """
   saved = json.loads(hosts.run_on_chief(
       lambda: json.dumps(sorted(manager.all_steps(), reverse=True)).encode(),
@@ -159,6 +252,8 @@ def restore_latest_good(
     check_resumable(saved_config, config, workdir)
     try:
       restored = restore(manager, step, g_state, d_state, rng)
+    except StructureError:
+      raise  # Readable: never moved aside.
     except Exception as e:  # pylint: disable=broad-except
       error = e
     if hosts.all_true(error is None):
@@ -242,7 +337,7 @@ def check_resumable(saved: ml_collections.ConfigDict,
   Raises:
     ValueError: listing every protected key whose value differs.
   """
-  old, new = flat_config(saved), flat_config(config)
+  old, new = ({**ADDED_KEYS, **flat_config(c)} for c in (saved, config))
   changed = sorted(k for k in old.keys() | new.keys()
                    if old.get(k) != new.get(k))
   refused = [f'{k}: {old.get(k)!r} -> {new.get(k)!r}'

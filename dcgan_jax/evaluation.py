@@ -119,13 +119,15 @@ class Evaluator:
     self._compiled: dict[str, tuple[Callable, Callable, Any]] = {}
 
   def _functions(self, space: str) -> tuple[Callable, Callable, Any]:
-    """(pmapped embed(images), pmapped embed(G(z))) and replicated
-    variables of a feature space."""
+    """(pmapped embed(images), pmapped embed(G(z)) with G's EMA weights
+    or not) and replicated variables of a feature space."""
     fn, variables = self.spaces[space]
     if space not in self._compiled:
       embed_real = jax.pmap(fn)
       embed_fake = jax.pmap(
-          lambda v, g_state, z: fn(v, steps.generate(g_state, z)))
+          lambda v, g_state, z, use_ema: fn(v, steps.generate(g_state, z,
+                                                               use_ema)),
+          static_broadcasted_argnums=3)
       self._compiled[space] = (embed_real, embed_fake,
                                jax_utils.replicate(variables))
     return self._compiled[space]
@@ -188,10 +190,11 @@ class Evaluator:
         np.asarray(embed_real(variables, next(batches)))
         for _ in range(self._num_batches())])
 
-  def fake_features(self, space: str, g_state: steps.GeneratorState
-                    ) -> np.ndarray:
-    """Features of eval.num_samples images from a replicated G state; the
-    same z every call, so values over training differ by G alone."""
+  def fake_features(self, space: str, g_state: steps.GeneratorState,
+                    use_ema: bool = True) -> np.ndarray:
+    """Features of eval.num_samples images from a replicated G state (its
+    EMA weights if it has them and use_ema); the same z every call, so
+    values over training differ by G alone."""
     _, embed_fake, variables = self._functions(space)
     if not self._fake_z:
       rows = hosts.local_rows(self.global_batch)
@@ -200,15 +203,17 @@ class Evaluator:
                  self.config.model.nz).reshape(*self.layout, -1)
           for i in range(self._num_batches())]
     return self._in_global_order([
-        np.asarray(embed_fake(variables, g_state, z))
+        np.asarray(embed_fake(variables, g_state, z, use_ema))
         for z in self._fake_z])
 
   def _distances(self, real: dict[str, np.ndarray],
-                 fake: dict[str, np.ndarray]) -> dict[str, float]:
+                 fake: dict[str, np.ndarray], suffix: str = ''
+                 ) -> dict[str, float]:
     results = {}
     eval_config = self.config.eval
     for name in self.names:
       space, distance = METRICS[name]
+      name += suffix
       if distance == 'fd':
         results[name] = distances.frechet_distance_of_features(
             real[space], fake[space])
@@ -220,11 +225,21 @@ class Evaluator:
     return results
 
   def __call__(self, g_state: steps.GeneratorState) -> dict[str, float]:
-    """{metric: value} (and '<kid metric>_std') for a replicated G state;
-    the same on every process."""
+    """{metric: value} (and '<kid metric>_std') for a replicated G state,
+    of its EMA weights if it has them; with eval.raw_weights also of its
+    trained weights, as '<metric>_raw'. The same on every process."""
     real = {space: self.real_features(space) for space in self.spaces}
-    fake = {space: self.fake_features(space, g_state)
-            for space in self.spaces}
-    return json.loads(hosts.run_on_chief(
-        lambda: json.dumps(self._distances(real, fake)).encode(),
-        'compute the metrics'))
+    weights = {'': True}
+    if (g_state.ema_params is not None and
+        self.config.eval.get('raw_weights', False)):
+      weights['_raw'] = False
+    fake = {suffix: {space: self.fake_features(space, g_state, use_ema)
+                     for space in self.spaces}
+            for suffix, use_ema in weights.items()}
+
+    def distances() -> bytes:
+      return json.dumps({
+          name: value for suffix in fake
+          for name, value in self._distances(real, fake[suffix],
+                                             suffix).items()}).encode()
+    return json.loads(hosts.run_on_chief(distances, 'compute the metrics'))

@@ -1,22 +1,23 @@
-"""The training input: every step's global batch, each host reading its rows.
+"""The training input: every global batch, each host reading its rows.
 
-Tables (folders, Debian's files, random images) are read by position: the
-global batch of step s is positions [s * B, (s + 1) * B) of an endless
+Tables (folders, Debian's files, random images) are read by position:
+global batch s is positions [s * B, (s + 1) * B) of an endless
 stream of records in which epoch e is the whole table in an order drawn
 from (seed, e) (a stateless random permutation, so any position is found
 without reading the ones before it). Each host reads the rows its devices
 train on (`hosts.local_rows`), so the global batch at every step is the
 same images in the same order whatever the number of hosts, and a run
-resumed at step s, on any number of hosts, continues exactly there.
+resumed after s batches, on any number of hosts, continues exactly there.
 
 TFDS datasets are streams: each host reads its own share of the files
 (`tfds.split_for_jax_process`) and shuffles each epoch of it with a seed of
 (seed, host, epoch); the global batch is the hosts' batches together, so it
 depends on the number of hosts (resumes are exact on the same number).
 
-Either way the batches are a function of the config and the step, and come
-as (local_devices, per_device_batch, H, W, C) float32 numpy arrays in
-[-1, 1].
+Either way the batches are a function of the config and their number, and
+come as (local_devices, per_device_batch, H, W, C) float32 numpy arrays in
+[-1, 1]; a step of several D updates takes that many consecutive batches
+together.
 """
 
 from typing import Any, Iterator
@@ -45,9 +46,10 @@ def local_batch_layout(global_batch: int) -> tuple[int, int]:
   return jax.local_device_count(), global_batch // num_devices
 
 
-def _table_steps(source: sources.Source, config: Any, start_step: int
+def _table_steps(source: sources.Source, config: Any, start_batch: int
                  ) -> tf.data.Dataset:
-  """Per step, (positions, records) of this host's rows of a table."""
+  """Per global batch, (positions, records) of this host's rows of a
+  table."""
   n = source.num_examples
   table = tf.constant(source.table)
   rows = tf.constant(hosts.local_rows(config.batch_size), tf.int64)
@@ -65,19 +67,19 @@ def _table_steps(source: sources.Source, config: Any, start_step: int
     return positions, tf.map_fn(record, positions,
                                 fn_output_signature=table.dtype)
 
-  return tf.data.Dataset.range(start_step, 2**62).map(step_rows)
+  return tf.data.Dataset.range(start_batch, 2**62).map(step_rows)
 
 
 def _epoch_seed(seed: int, epoch: tf.Tensor) -> tf.Tensor:
   return tf.constant(seed, tf.int64) * 1_000_003 + tf.cast(epoch, tf.int64)
 
 
-def _stream_steps(source: sources.Source, seed: int, start_step: int,
+def _stream_steps(source: sources.Source, seed: int, start_batch: int,
                   local_batch: int) -> tf.data.Dataset:
-  """Per step, (positions, records) of this host's stream: epoch e is its
-  share in an order drawn from (seed, e)."""
+  """Per global batch, (positions, records) of this host's stream: epoch e
+  is its share in an order drawn from (seed, e)."""
   n = source.num_examples
-  first = start_step * local_batch  # Position in this host's stream.
+  first = start_batch * local_batch  # Position in this host's stream.
   first_epoch = first // n
   ds = tf.data.Dataset.range(first_epoch, 2**62).flat_map(
       lambda epoch: source.stream.shuffle(
@@ -98,17 +100,22 @@ def _open(config: Any) -> tuple[sources.Source, int]:
   return source, source.num_examples * jax.process_count()
 
 
-def create_dataset(config: Any, start_step: int = 0
+def create_dataset(config: Any, start_batch: int = 0,
+                   batches_per_step: int = 1
                    ) -> tuple[Iterator[np.ndarray], int]:
-  """This host's endless stream of training batches from `start_step` on.
+  """This host's endless stream of training batches from `start_batch` on.
 
   Args:
     config: uses `seed`, `batch_size` and the `data` fields.
-    start_step: the number of batches already trained on.
+    start_batch: the number of global batches already trained on.
+    batches_per_step: consecutive global batches delivered together (one
+      per D update of a step).
 
   Returns:
     (iterator of float32 arrays (local_devices, per_device_batch, H, W, C)
-    in [-1, 1], number of examples per epoch over all hosts).
+    in [-1, 1], with batches_per_step > 1 (local_devices,
+    batches_per_step, per_device_batch, H, W, C); number of examples per
+    epoch over all hosts).
   """
   local_devices, per_device = local_batch_layout(config.batch_size)
   local_batch = local_devices * per_device
@@ -117,11 +124,11 @@ def create_dataset(config: Any, start_step: int = 0
   where = config.data.path or 'default location'
   if source.table is not None:
     needed, seed, whose = config.batch_size, config.seed, ''
-    steps = _table_steps(source, config, start_step)
+    steps = _table_steps(source, config, start_batch)
   else:
     needed, whose = local_batch, ' for this host'
     seed = config.seed + 7919 * jax.process_index()
-    steps = _stream_steps(source, seed, start_step, local_batch)
+    steps = _stream_steps(source, seed, start_batch, local_batch)
   if source.num_examples < needed:
     raise ValueError(
         f'Dataset {config.data.name!r} ({where}) has {source.num_examples} '
@@ -158,6 +165,9 @@ def create_dataset(config: Any, start_step: int = 0
   ds = steps.interleave(step_batch, num_parallel_calls=tf.data.AUTOTUNE,
                         deterministic=True)
   ds = ds.map(device_layout)
+  if batches_per_step > 1:
+    ds = ds.batch(batches_per_step).map(
+        lambda batches: tf.transpose(batches, (1, 0, 2, 3, 4, 5)))
   ds = ds.prefetch(tf.data.AUTOTUNE)
   return ds.as_numpy_iterator(), num_examples
 

@@ -7,7 +7,7 @@ stride-2 transposed convs; D mirrors it with 4x4 stride-2 convs and ends in a
 layers and the base resolution (7x7 for 28x28 images).
 """
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -51,6 +51,32 @@ def _batch_norm(train: bool, axis_name: Optional[str],
       axis_name=axis_name if train else None)
 
 
+D_NORMS = ('batch', 'layer', 'none')
+
+
+def _d_norm(kind: str, train: bool, axis_name: Optional[str],
+            dtype: Any) -> Any:
+  """D's normalisation after each downsampling but the first."""
+  check_d_norm(kind)
+  if kind == 'batch':
+    return _batch_norm(train, axis_name, dtype)
+  if kind == 'layer':
+    # Each image over its height, width and channels, with a scale and
+    # bias per channel (the WGAN-GP critic's "layer norm"): images never
+    # interact, as a gradient penalty needs.
+    return nn.LayerNorm(epsilon=1e-5, reduction_axes=(1, 2, 3),
+                        feature_axes=-1, dtype=dtype)
+  return lambda x: x
+
+
+def check_d_norm(kind: str) -> str:
+  """Returns kind if it is in D_NORMS; else raises ValueError naming them."""
+  if kind not in D_NORMS:
+    raise ValueError(f'config.model.d_norm={kind!r} is not known; choose one '
+                     f'of {", ".join(D_NORMS)}.')
+  return kind
+
+
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
 
 
@@ -88,13 +114,31 @@ def _conv4x4_stride2_as_2x2(x: jax.Array, kernel: jax.Array) -> jax.Array:
                                       dimension_numbers=_NHWC)
 
 
-def _cpu_conv4x4_stride2_kernel_grad(x: jax.Array,
-                                     out_grad: jax.Array) -> jax.Array:
+def _bilinear(forward: Callable[[jax.Array, jax.Array], jax.Array],
+              gradients: Callable[[jax.Array, jax.Array, jax.Array],
+                                  tuple[jax.Array, jax.Array]]
+              ) -> Callable[[jax.Array, jax.Array], jax.Array]:
+  """forward(a, b), bilinear, with gradients(a, b, cotangent) as its VJP.
+
+  The CPU forms' gradients are again CPU forms built this way, so second
+  derivatives (a gradient penalty, an unrolled D update) also run in them:
+  XLA's own derivatives of these forms are the strided-gradient ones that
+  XLA:CPU runs slowly.
+  """
+  function = jax.custom_vjp(forward)
+  function.defvjp(lambda a, b: (forward(a, b), (a, b)),
+                  lambda residuals, cotangent: gradients(*residuals,
+                                                         cotangent))
+  return function
+
+
+def _chunked_kernel_grad(x: jax.Array, out_grad: jax.Array) -> jax.Array:
   """Kernel gradient of the 4x4 stride-2 convolution at input x.
 
-  XLA:CPU computes it up to 4x faster summed over batch chunks of 4 where
-  the output is at least 16x16 and neither side has only 1 or 2 channels
-  (benchmarks/layer_flops.py; elsewhere chunks were as fast or slower).
+  Summed over batch chunks of 4 where the output is at least 16x16 and
+  neither side has only 1 or 2 channels: there XLA:CPU computes chunks
+  faster than the whole batch, elsewhere not (benchmarks/layer_flops.py,
+  BENCHMARKS.md).
   """
   kernel_shape = (4, 4, x.shape[-1], out_grad.shape[-1])
 
@@ -111,28 +155,43 @@ def _cpu_conv4x4_stride2_kernel_grad(x: jax.Array,
              for i in range(0, x.shape[0], chunk)).astype(x.dtype)
 
 
-@jax.custom_vjp
-def _cpu_conv4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """The direct convolution, with the input gradient computed through the
-  blockwise stride-1 form, which XLA:CPU runs 1.7-3x faster than the
-  strided convolution's transposed form (benchmarks/layer_flops.py), and
-  the kernel gradient as `_cpu_conv4x4_stride2_kernel_grad` says."""
-  return _conv4x4_stride2(x, kernel)
+# Bilinear in (x, out_grad): its gradients are the input gradient and the
+# convolution with the kernel cotangent.
+_cpu_conv4x4_stride2_kernel_grad = _bilinear(
+    _chunked_kernel_grad,
+    lambda x, out_grad, kernel_cotangent: (
+        _cpu_conv4x4_stride2_input_grad(out_grad, kernel_cotangent),
+        _cpu_conv4x4_stride2(x, kernel_cotangent)))
 
 
-def _cpu_conv4x4_stride2_fwd(x, kernel):
-  return _conv4x4_stride2(x, kernel), (x, kernel)
+def _blockwise_input_grad(out_grad: jax.Array,
+                          kernel: jax.Array) -> jax.Array:
+  """Input gradient of the 4x4 stride-2 convolution (even input sizes)
+  through the blockwise stride-1 form, which XLA:CPU runs faster than the
+  strided convolution's transposed form (benchmarks/layer_flops.py)."""
+  batch, height, width, _ = out_grad.shape
+  x = jnp.zeros((batch, 2 * height, 2 * width, kernel.shape[2]),
+                out_grad.dtype)
+  return jax.vjp(lambda x: _conv4x4_stride2_as_2x2(x, kernel),
+                 x)[1](out_grad)[0]
 
 
-def _cpu_conv4x4_stride2_bwd(residuals, cotangent):
-  x, kernel = residuals
-  x_grad = jax.vjp(lambda x: _conv4x4_stride2_as_2x2(x, kernel),
-                   x)[1](cotangent)[0]
-  return x_grad, _cpu_conv4x4_stride2_kernel_grad(x, cotangent)
+# Bilinear in (out_grad, kernel): its gradients are the convolution and the
+# kernel gradient at the input cotangent.
+_cpu_conv4x4_stride2_input_grad = _bilinear(
+    _blockwise_input_grad,
+    lambda out_grad, kernel, x_cotangent: (
+        _cpu_conv4x4_stride2(x_cotangent, kernel),
+        _cpu_conv4x4_stride2_kernel_grad(x_cotangent, out_grad)))
 
 
-_cpu_conv4x4_stride2.defvjp(_cpu_conv4x4_stride2_fwd,
-                            _cpu_conv4x4_stride2_bwd)
+# The direct convolution, with the input gradient as `_blockwise_input_grad`
+# and the kernel gradient as `_chunked_kernel_grad` compute them.
+_cpu_conv4x4_stride2 = _bilinear(
+    _conv4x4_stride2,
+    lambda x, kernel, cotangent: (
+        _cpu_conv4x4_stride2_input_grad(cotangent, kernel),
+        _cpu_conv4x4_stride2_kernel_grad(x, cotangent)))
 
 
 def conv4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -180,35 +239,20 @@ def _adjoint_kernel(kernel: jax.Array) -> jax.Array:
   return jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
 
 
-@jax.custom_vjp
-def _cpu_conv_transpose4x4_stride2(x: jax.Array,
-                                   kernel: jax.Array) -> jax.Array:
-  """Forward: four 2x2 convolutions, one per output phase (output pixel
-  (2a + r, 2b + s) only meets kernel taps of parity (r, s)). Backward: this
-  operator is the input gradient of a 4x4 stride-2 convolution with the
-  adjoint kernel, so its input gradient is that convolution of the output
-  gradient, and its kernel gradient that convolution's kernel gradient
-  (with the input as cotangent). All of these are plain convolutions;
-  XLA:CPU runs the dilated kernel gradient of `lax.conv_transpose` about
-  30x slower, and the phase convolutions' kernel gradients up to 3x slower
-  (benchmarks/layer_flops.py).
-  """
-  return _phase_conv_transpose(x, kernel)
-
-
-def _cpu_conv_transpose4x4_stride2_fwd(x, kernel):
-  return _phase_conv_transpose(x, kernel), (x, kernel)
-
-
-def _cpu_conv_transpose4x4_stride2_bwd(residuals, cotangent):
-  x, kernel = residuals
-  x_grad = _conv4x4_stride2(cotangent, _adjoint_kernel(kernel))
-  return x_grad, _adjoint_kernel(_cpu_conv4x4_stride2_kernel_grad(cotangent,
-                                                                  x))
-
-
-_cpu_conv_transpose4x4_stride2.defvjp(_cpu_conv_transpose4x4_stride2_fwd,
-                                      _cpu_conv_transpose4x4_stride2_bwd)
+# Forward: four 2x2 convolutions, one per output phase (output pixel
+# (2a + r, 2b + s) only meets kernel taps of parity (r, s)). Backward: this
+# operator is the input gradient of a 4x4 stride-2 convolution with the
+# adjoint kernel, so its input gradient is that convolution of the output
+# gradient, and its kernel gradient that convolution's kernel gradient (with
+# the input as cotangent). All of these are plain convolutions, which
+# XLA:CPU runs far faster than the dilated kernel gradient of
+# `lax.conv_transpose` or the phase convolutions' own kernel gradients
+# (benchmarks/layer_flops.py).
+_cpu_conv_transpose4x4_stride2 = _bilinear(
+    _phase_conv_transpose,
+    lambda x, kernel, cotangent: (
+        _cpu_conv4x4_stride2(cotangent, _adjoint_kernel(kernel)),
+        _adjoint_kernel(_cpu_conv4x4_stride2_kernel_grad(cotangent, x))))
 
 
 def conv_transpose4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -271,12 +315,14 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """Maps images (B, S, S, C) to one float32 real/fake logit per image,
-  shape (B,), computing in `dtype` with float32 parameters."""
+  """Maps images (B, S, S, C) to one float32 output per image, shape (B,),
+  computing in `dtype` with float32 parameters. `norm` is one of D_NORMS:
+  without 'batch' D has no BatchNorm state."""
   image_size: int = 64
   channels: int = 3
   ndf: int = 64
   dtype: Any = jnp.float32
+  norm: str = 'batch'
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True,
@@ -290,8 +336,8 @@ class Discriminator(nn.Module):
     base, num_down = ARCHITECTURES[self.image_size]
     for i in range(num_down):
       x = Conv4x4Stride2(self.ndf * 2**i, self.dtype, name=f'Conv_{i}')(x)
-      if i > 0:  # No BatchNorm on D's first layer (Radford et al.).
-        x = _batch_norm(train, axis_name, self.dtype)(x)
+      if i > 0:  # No normalisation on D's first layer (Radford et al.).
+        x = _d_norm(self.norm, train, axis_name, self.dtype)(x)
       x = nn.leaky_relu(x, negative_slope=0.2)
     x = nn.Conv(1, (base, base), padding='VALID', use_bias=False,
                 kernel_init=conv_init, dtype=self.dtype,
@@ -316,11 +362,25 @@ def compute_dtype(config: Any) -> Any:
 
 
 def create_models(config: Any) -> tuple[Generator, Discriminator]:
-  """Builds G and D from a config's `data` and `model` fields and `dtype`."""
+  """Builds G and D from a config's `data` and `model` fields and `dtype`.
+
+  Raises:
+    ValueError: for an unsupported shape, dtype or D normalisation.
+  """
   image_size, channels = config.data.image_size, config.data.channels
   check_architecture(image_size, channels)
   dtype = compute_dtype(config)
+  d_norm = d_norm_of(config)
   return (Generator(image_size=image_size, channels=channels,
                     ngf=config.model.ngf, dtype=dtype),
           Discriminator(image_size=image_size, channels=channels,
-                        ndf=config.model.ndf, dtype=dtype))
+                        ndf=config.model.ndf, dtype=dtype, norm=d_norm))
+
+
+def d_norm_of(config: Any) -> str:
+  """config.model.d_norm ('batch' if absent, as in runs that predate it).
+
+  Raises:
+    ValueError: naming the key and the known values.
+  """
+  return check_d_norm(config.model.get('d_norm', 'batch'))

@@ -5,6 +5,8 @@
 Training writes them at its end; this command redraws them at any time.
 """
 
+from typing import Any
+
 from absl import app
 from absl import flags
 import matplotlib
@@ -16,11 +18,41 @@ from dcgan_jax import evaluation  # pylint: disable=g-import-not-at-top,wrong-im
 from dcgan_jax import history  # pylint: disable=g-import-not-at-top,wrong-import-position
 from dcgan_jax import paths  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+# Panels of the training scalars a run may log: D's outputs as
+# probabilities (logistic objectives) or as critic scores (the others),
+# and the gradient penalty's measures.
 TRAINING_PANELS = (
     ('Losses', (('d_loss', 'D loss'), ('g_loss', 'G loss'))),
     ('D outputs', (('d_real', 'D(x)'), ('d_fake', 'D(G(z)) before D step'),
                    ('d_fake_after', 'D(G(z)) after D step'))),
+    ('Critic outputs', (('critic_real', 'D(x)'),
+                        ('critic_fake', 'D(G(z)) before D step'),
+                        ('critic_fake_after', 'D(G(z)) after D step'))),
+    ('Wasserstein estimate', (('wasserstein', 'E[D(x)] - E[D(G(z))]'),)),
+    ('Gradient penalty', (('gradient_penalty', 'E[(||grad D|| - 1)^2]'),
+                          ('grad_norm', 'E[||grad D||]'))),
 )
+# Scalars that are not training curves: progress and the epoch.
+NOT_PLOTTED = ('epoch', 'steps_per_sec', 'uptime')
+
+
+def _metric_names(series: dict[str, Any]) -> list[str]:
+  """Evaluation metrics in the series, also those of G's raw weights."""
+  return [m + suffix for m in evaluation.METRICS for suffix in ('', '_raw')
+          if m + suffix in series]
+
+
+def _training_panels(series: dict[str, Any]
+                     ) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+  """The known panels with data, then one per other logged scalar."""
+  panels = [(title, lines) for title, lines in TRAINING_PANELS
+            if any(name in series for name, _ in lines)]
+  known = {name for _, lines in TRAINING_PANELS for name, _ in lines}
+  metrics = _metric_names(series)
+  others = sorted(name for name in series
+                  if name not in known and name not in NOT_PLOTTED and
+                  name.removesuffix('_std') not in metrics)
+  return panels + [(name, ((name, name),)) for name in others]
 
 
 def _save(figure, path: paths.epath.Path) -> None:
@@ -35,9 +67,11 @@ def write_plots(workdir: paths.PathLike) -> list[str]:
   series = history.read(workdir)
   out = paths.path(workdir) / 'plots'
   written = []
-  if any(name in series for _, lines in TRAINING_PANELS for name, _ in lines):
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for axis, (title, lines) in zip(axes, TRAINING_PANELS):
+  panels = _training_panels(series)
+  if panels:
+    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4),
+                                squeeze=False)
+    for axis, (title, lines) in zip(axes[0], panels):
       for name, label in lines:
         if name in series:
           axis.plot(*series[name], label=label)
@@ -48,7 +82,7 @@ def write_plots(workdir: paths.PathLike) -> list[str]:
     _save(figure, out / 'training.png')
     written.append(str(out / 'training.png'))
 
-  metrics = [m for m in evaluation.METRICS if m in series]
+  metrics = _metric_names(series)
   if metrics:
     figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4),
                                 squeeze=False)

@@ -25,16 +25,18 @@ FLAGS = flags.FLAGS
 
 
 def generate_images(workdir: str, num: int, seed: int = 0,
-                    step: Optional[int] = None,
-                    batch_size: int = 256) -> np.ndarray:
-  """Generates `num` uint8 images (N, H, W, C) from a run's checkpoint."""
+                    step: Optional[int] = None, batch_size: int = 256,
+                    use_ema: bool = True) -> np.ndarray:
+  """Generates `num` uint8 images (N, H, W, C) from a run's checkpoint,
+  with G's EMA weights if the run kept them and use_ema."""
   if num <= 0:
     raise ValueError(f'--num={num} must be positive.')
   _, config, g_state = checkpoint.load_generator(workdir, step)
   z = jax.random.normal(jax.random.key(seed), (num, config.model.nz))
-  generate = jax.jit(steps.generate)
+  generate = jax.jit(steps.generate, static_argnames='use_ema')
   return np.concatenate([
-      images.to_uint8(generate(g_state, z[i:i + batch_size]))
+      images.to_uint8(generate(g_state, z[i:i + batch_size],
+                               use_ema=use_ema))
       for i in range(0, num, batch_size)])
 
 
@@ -54,7 +56,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   checkpoint.quiet_orbax_info_logs()
   samples = generate_images(FLAGS.workdir, FLAGS.num, FLAGS.seed, FLAGS.step,
-                            FLAGS.batch_size)
+                            FLAGS.batch_size, FLAGS.ema)
   write_images(samples, FLAGS.out, FLAGS.grid)
 
 
@@ -67,5 +69,7 @@ if __name__ == '__main__':
   flags.DEFINE_integer('step', None, 'Checkpoint step (default: the latest).')
   flags.DEFINE_integer('seed', 0, 'Seed for z.')
   flags.DEFINE_integer('batch_size', 256, 'Images generated per device call.')
+  flags.DEFINE_bool('ema', True, "Use G's EMA weights where the run kept "
+                    'them (--noema: its trained weights).')
   flags.mark_flags_as_required(['workdir', 'out'])
   app.run(main)

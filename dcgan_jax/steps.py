@@ -1,4 +1,4 @@
-"""Train states and pure update steps for DCGAN.
+"""Train states and pure update steps for GANs of the DCGAN family.
 
 Every step is a pure function of its arguments. Each takes `axis_name`: with
 None it runs under `jax.jit` on one device; under `jax.pmap(...,
@@ -6,13 +6,20 @@ axis_name=name)` it averages gradients, BatchNorm statistics and metrics over
 that axis, and each device takes its own slice of one global draw of z, so a
 run's numbers do not depend on how many devices share the global batch.
 
-The rng passed to a step is a run's base key: the step folds in the state's
-step number itself, so a resumed run draws the same z as an uninterrupted one.
+How the steps train (objective, gradient penalty, label smoothing, D updates
+per G update, unrolling, EMA) is a `Recipe`, a static argument: jit or pmap
+a step with it bound, e.g. `functools.partial(train_step, recipe=recipe)`.
+
+The rng passed to a step is a run's base key: each D update folds in D's
+step number and each G update G's, so a resumed run draws the same numbers
+as an uninterrupted one.
 """
 
+import dataclasses
 from typing import Any, Callable, Optional
 
 import flax
+from flax import linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -25,65 +32,200 @@ from dcgan_jax import models
 Metrics = dict[str, jax.Array]
 
 
+_PENALTY_WITH_BATCH_NORM = (
+    "config.objective={!r} needs config.model.d_norm = 'layer' or 'none', "
+    "not 'batch': the gradient penalty constrains the gradient of D's output "
+    'for each image on its own, and BatchNorm makes each output depend on '
+    'the whole batch.')
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+  """How the steps train; hashable, so it can be a static argument.
+
+  Attributes:
+    objective: a name in `losses.OBJECTIVES`.
+    gp_weight: lambda, the gradient penalty's weight (objectives with one).
+    label_smoothing: s: D's target for real images is 1 - s (objectives
+      whose D outputs a probability).
+    n_critic: D updates per G update in `train_step`.
+    unroll_steps: k: G's loss is taken against a copy of D advanced by k
+      differentiable D updates (Metz et al. 2017); 0 = off.
+    ema_decay: decay of the exponential moving average of G's weights and
+      BatchNorm statistics, updated after each G update; 0 = off.
+  """
+  objective: str = 'non_saturating'
+  gp_weight: float = 10.0
+  label_smoothing: float = 0.0
+  n_critic: int = 1
+  unroll_steps: int = 0
+  ema_decay: float = 0.0
+
+  def __post_init__(self):
+    objective = losses.get_objective(self.objective)
+    if not isinstance(self.n_critic, int) or self.n_critic < 1:
+      raise ValueError(f'config.n_critic={self.n_critic} must be an integer '
+                       '>= 1.')
+    if not isinstance(self.unroll_steps, int) or self.unroll_steps < 0:
+      raise ValueError(f'config.unroll_steps={self.unroll_steps} must be an '
+                       'integer >= 0.')
+    if not 0.0 <= self.ema_decay < 1.0:
+      raise ValueError(f'config.ema_decay={self.ema_decay} must be in [0, 1) '
+                       '(0 = no EMA).')
+    if self.gp_weight < 0:
+      raise ValueError(f'config.gp_weight={self.gp_weight} must be >= 0.')
+    if not 0.0 <= self.label_smoothing < 1.0:
+      raise ValueError(f'config.label_smoothing={self.label_smoothing} must '
+                       'be in [0, 1).')
+    if self.label_smoothing and not objective.probability:
+      raise ValueError(
+          f'config.label_smoothing={self.label_smoothing} applies to the '
+          f'objectives whose D outputs a probability, not to '
+          f'config.objective={self.objective!r}.')
+
+  @property
+  def objective_fns(self) -> losses.Objective:
+    return losses.OBJECTIVES[self.objective]
+
+  @classmethod
+  def from_config(cls, config: Any) -> 'Recipe':
+    """The recipe of a config (absent keys: the defaults, as in runs that
+    predate them).
+
+    Raises:
+      ValueError: naming the config key whose value is wrong, including a
+        gradient penalty with BatchNorm in D.
+    """
+    defaults = cls()
+    recipe = cls(**{field.name: config.get(field.name,
+                                           getattr(defaults, field.name))
+                    for field in dataclasses.fields(cls)})
+    if (recipe.objective_fns.gradient_penalty and
+        models.d_norm_of(config) == 'batch'):
+      raise ValueError(_PENALTY_WITH_BATCH_NORM.format(recipe.objective))
+    return recipe
+
+
 class TrainState(train_state.TrainState):
-  """A network's parameters, BatchNorm statistics and optimizer state."""
+  """A network's parameters, optimizer state and BatchNorm statistics (None
+  for a network without BatchNorm)."""
   batch_stats: Any = None
 
 
 class GeneratorState(TrainState):
-  """G's state; also knows the size of its input noise."""
+  """G's state: also the size of its input noise and, with EMA on, the
+  moving averages of its parameters and BatchNorm statistics."""
   nz: int = flax.struct.field(pytree_node=False, default=100)
+  ema_params: Any = None
+  ema_batch_stats: Any = None
 
 
-def create_train_states(config: Any,
-                        rng: jax.Array) -> tuple[GeneratorState, TrainState]:
+def create_train_states(
+    config: Any, rng: jax.Array,
+    networks: Optional[tuple[nn.Module, nn.Module]] = None
+) -> tuple[GeneratorState, TrainState]:
   """Initialises G and D and their Adam optimizers from a config.
 
   Args:
-    config: uses `data.image_size`, `data.channels`, `model.nz`, `model.ngf`,
-      `model.ndf`, `optim.lr_g`, `optim.lr_d`, `optim.b1` and `optim.b2`.
+    config: uses `model.nz`, `optim.lr_g`, `optim.lr_d`, `optim.b1`,
+      `optim.b2` and the `Recipe` keys (`ema_decay` adds EMA weights,
+      starting from G's initial ones); without `networks` also
+      `data.image_size`, `data.channels`, `model.ngf`, `model.ndf`,
+      `model.d_norm` and `dtype`.
     rng: key for the initial parameters.
+    networks: (G, D) modules to use instead of the config's DCGAN. G maps
+      z (B, nz) to samples, D samples to one output per sample; both take
+      `train` and `axis_name` as the DCGAN modules do.
 
   Returns:
     (g_state, d_state), each at step 0.
   """
-  generator, discriminator = models.create_models(config)
+  recipe = Recipe.from_config(config)
+  generator, discriminator = networks or models.create_models(config)
   g_rng, d_rng = jax.random.split(rng)
-  size, channels = config.data.image_size, config.data.channels
   g_vars = generator.init(g_rng, jnp.zeros((2, config.model.nz)), train=False)
-  d_vars = discriminator.init(
-      d_rng, jnp.zeros((2, size, size, channels)), train=False)
+  samples = generator.apply(g_vars, jnp.zeros((2, config.model.nz)),
+                            train=False)
+  d_vars = discriminator.init(d_rng, jnp.zeros_like(samples), train=False)
+  if recipe.objective_fns.gradient_penalty and 'batch_stats' in d_vars:
+    raise ValueError(_PENALTY_WITH_BATCH_NORM.format(recipe.objective))
   optim = config.optim
   g_state = GeneratorState.create(
       apply_fn=generator.apply, params=g_vars['params'],
-      batch_stats=g_vars['batch_stats'], nz=config.model.nz,
+      batch_stats=g_vars.get('batch_stats'), nz=config.model.nz,
       tx=optax.adam(optim.lr_g, b1=optim.b1, b2=optim.b2))
+  if recipe.ema_decay:
+    g_state = start_ema(g_state)
   d_state = TrainState.create(
       apply_fn=discriminator.apply, params=d_vars['params'],
-      batch_stats=d_vars['batch_stats'],
-      tx=optax.adam(optim.lr_d, b1=optim.b1, b2=optim.b2))
+      batch_stats=d_vars.get('batch_stats'),
+      tx=optax.adam(optim.lr_d, b1=optim.b1, b2=optim.b2,
+                    # Unrolling differentiates D's update: a square root at
+                    # 0 (a gradient entry that has only been 0) has none.
+                    eps_root=1e-16 if recipe.unroll_steps else 0.0))
   return g_state, d_state
+
+
+def start_ema(g_state: GeneratorState) -> GeneratorState:
+  """G's state with EMA weights equal to its current weights."""
+  return g_state.replace(ema_params=jax.tree.map(jnp.copy, g_state.params),
+                         ema_batch_stats=jax.tree.map(jnp.copy,
+                                                      g_state.batch_stats))
 
 
 def _pmean(tree: Any, axis_name: Optional[str]) -> Any:
   return tree if axis_name is None else lax.pmean(tree, axis_name)
 
 
+def _device_slice(draw: Callable[[int], jax.Array], batch_size: int,
+                  axis_name: Optional[str]) -> jax.Array:
+  """This device's batch_size rows of one global draw(rows)."""
+  if axis_name is None:
+    return draw(batch_size)
+  num_devices = lax.psum(1, axis_name)
+  return lax.dynamic_slice_in_dim(draw(num_devices * batch_size),
+                                  lax.axis_index(axis_name) * batch_size,
+                                  batch_size)
+
+
 def sample_z(rng: jax.Array, batch_size: int, nz: int,
              axis_name: Optional[str] = None) -> jax.Array:
   """Draws this device's (batch_size, nz) slice of one global N(0, I) draw."""
-  if axis_name is None:
-    return jax.random.normal(rng, (batch_size, nz))
-  num_devices = lax.psum(1, axis_name)
-  z = jax.random.normal(rng, (num_devices * batch_size, nz))
-  return lax.dynamic_slice_in_dim(
-      z, lax.axis_index(axis_name) * batch_size, batch_size)
+  return _device_slice(lambda rows: jax.random.normal(rng, (rows, nz)),
+                       batch_size, axis_name)
 
 
 def _step_z(g_state: GeneratorState, step: jax.Array, rng: jax.Array,
             batch_size: int, axis_name: Optional[str]) -> jax.Array:
   return sample_z(jax.random.fold_in(rng, step), batch_size, g_state.nz,
                   axis_name)
+
+
+def _penalty_weights(step: jax.Array, rng: jax.Array, batch_size: int,
+                     axis_name: Optional[str]) -> jax.Array:
+  """The gradient penalty's interpolation weights of a step, U[0, 1)."""
+  key = jax.random.fold_in(jax.random.fold_in(rng, step), 1)
+  return _device_slice(lambda rows: jax.random.uniform(key, (rows,)),
+                       batch_size, axis_name)
+
+
+def _variables(params: Any, batch_stats: Any) -> dict[str, Any]:
+  if batch_stats is None:
+    return {'params': params}
+  return {'params': params, 'batch_stats': batch_stats}
+
+
+def _apply_training(state: TrainState, params: Any, batch_stats: Any,
+                    x: jax.Array, axis_name: Optional[str]
+                    ) -> tuple[jax.Array, Any]:
+  """A network in training mode: (output, updated batch_stats or None)."""
+  if batch_stats is None:
+    return state.apply_fn({'params': params}, x, train=True,
+                          axis_name=axis_name), None
+  out, updates = state.apply_fn(_variables(params, batch_stats), x,
+                                train=True, axis_name=axis_name,
+                                mutable=['batch_stats'])
+  return out, updates['batch_stats']
 
 
 def _generate(g_state: GeneratorState, z: jax.Array, axis_name: Optional[str]
@@ -95,77 +237,137 @@ def _generate(g_state: GeneratorState, z: jax.Array, axis_name: Optional[str]
     batch_stats). Under jit an unused vjp costs nothing.
   """
   def apply(params):
-    fake, updates = g_state.apply_fn(
-        {'params': params, 'batch_stats': g_state.batch_stats}, z,
-        train=True, axis_name=axis_name, mutable=['batch_stats'])
-    return fake, updates['batch_stats']
+    return _apply_training(g_state, params, g_state.batch_stats, z,
+                           axis_name)
   fake, g_vjp, batch_stats = jax.vjp(apply, g_state.params, has_aux=True)
   return fake, g_vjp, batch_stats
 
 
-def generate(g_state: GeneratorState, z: jax.Array) -> jax.Array:
-  """G(z) for inference: BatchNorm uses its running averages."""
-  return g_state.apply_fn(
-      {'params': g_state.params, 'batch_stats': g_state.batch_stats}, z,
-      train=False)
+def generate(g_state: GeneratorState, z: jax.Array,
+             use_ema: bool = True) -> jax.Array:
+  """G(z) for inference: BatchNorm uses its running averages; the EMA
+  weights if G has them and use_ema."""
+  if use_ema and g_state.ema_params is not None:
+    variables = _variables(g_state.ema_params, g_state.ema_batch_stats)
+  else:
+    variables = _variables(g_state.params, g_state.batch_stats)
+  return g_state.apply_fn(variables, z, train=False)
+
+
+def _output_metrics(objective: losses.Objective, **outputs: jax.Array
+                    ) -> Metrics:
+  """Mean D outputs: as probabilities (d_*) where D outputs a logit of
+  one, else as critic scores (critic_*)."""
+  if objective.probability:
+    return {f'd_{k}': jnp.mean(jax.nn.sigmoid(v)) for k, v in outputs.items()}
+  return {f'critic_{k}': jnp.mean(v) for k, v in outputs.items()}
 
 
 def _d_update(d_state: TrainState, real: jax.Array, fake: jax.Array,
+              penalty_weights: Optional[jax.Array], recipe: Recipe,
               axis_name: Optional[str]) -> tuple[TrainState, Metrics]:
-  """One Adam step on D's loss for a real and a fake batch.
+  """One optimizer step on D's loss for a real and a fake batch.
 
   The two batches go through D separately, so each has its own BatchNorm
-  statistics, as in the reference implementation.
+  statistics, as in the reference implementation. Differentiable in all
+  its inputs, so that unrolling can differentiate through it.
   """
-  def loss_fn(params):
-    batch_stats = d_state.batch_stats
-    logits = []
-    for images in (real, fake):
-      out, updates = d_state.apply_fn(
-          {'params': params, 'batch_stats': batch_stats}, images,
-          train=True, axis_name=axis_name, mutable=['batch_stats'])
-      batch_stats = updates['batch_stats']
-      logits.append(out)
-    return losses.d_loss(*logits), (batch_stats, logits)
+  objective = recipe.objective_fns
 
-  (loss, (batch_stats, (real_logits, fake_logits))), grads = (
-      jax.value_and_grad(loss_fn, has_aux=True)(d_state.params))
-  grads, batch_stats = _pmean((grads, batch_stats), axis_name)
-  metrics = _pmean({
-      'd_loss': loss,
-      'd_real': jnp.mean(jax.nn.sigmoid(real_logits)),
-      'd_fake': jnp.mean(jax.nn.sigmoid(fake_logits)),
-  }, axis_name)
+  def loss_fn(params):
+    real_out, batch_stats = _apply_training(d_state, params,
+                                            d_state.batch_stats, real,
+                                            axis_name)
+    fake_out, batch_stats = _apply_training(d_state, params, batch_stats,
+                                            fake, axis_name)
+    loss = objective.d_loss(real_out, fake_out, recipe.label_smoothing)
+    metrics = _output_metrics(objective, real=real_out, fake=fake_out)
+    if objective.gradient_penalty:
+      penalty, grad_norm = losses.gradient_penalty(
+          lambda x: _apply_training(d_state, params, batch_stats, x,
+                                    axis_name)[0],
+          real, fake, penalty_weights)
+      loss = loss + recipe.gp_weight * penalty
+      metrics.update(wasserstein=jnp.mean(real_out) - jnp.mean(fake_out),
+                     gradient_penalty=penalty, grad_norm=grad_norm)
+    metrics['d_loss'] = loss
+    return loss, (batch_stats, metrics)
+
+  (_, (batch_stats, metrics)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(d_state.params)
+  grads, batch_stats, metrics = _pmean((grads, batch_stats, metrics),
+                                       axis_name)
   return d_state.apply_gradients(grads=grads, batch_stats=batch_stats), metrics
+
+
+def _update_ema(g_state: GeneratorState, decay: float) -> GeneratorState:
+  if g_state.ema_params is None:
+    raise ValueError('The recipe has ema_decay > 0 but g_state has no EMA '
+                     'weights: create the states with the same ema_decay, '
+                     'or call steps.start_ema(g_state).')
+  average = lambda ema, new: decay * ema + (1.0 - decay) * new
+  return g_state.replace(
+      ema_params=jax.tree.map(average, g_state.ema_params, g_state.params),
+      ema_batch_stats=jax.tree.map(average, g_state.ema_batch_stats,
+                                   g_state.batch_stats))
 
 
 def _g_update(g_state: GeneratorState, d_state: TrainState, fake: jax.Array,
               g_vjp: Callable[[jax.Array], Any], g_batch_stats: Any,
-              axis_name: Optional[str]) -> tuple[GeneratorState, Metrics]:
-  """One Adam step on G's non-saturating loss through the given D."""
+              real: Optional[jax.Array], penalty_weights: Optional[jax.Array],
+              recipe: Recipe, axis_name: Optional[str]
+              ) -> tuple[GeneratorState, Metrics]:
+  """One optimizer step on G's loss through the given D (advanced by
+  recipe.unroll_steps differentiable updates on real and these fakes)."""
+  objective = recipe.objective_fns
+
   def loss_fn(fake):
+    scorer = d_state
+    for _ in range(recipe.unroll_steps):
+      scorer, _ = _d_update(scorer, real, fake, penalty_weights, recipe,
+                            axis_name)
     # D's BatchNorm statistics from this pass are not kept: D runs only in
     # training mode, so its running averages never affect training.
-    logits, _ = d_state.apply_fn(
-        {'params': d_state.params, 'batch_stats': d_state.batch_stats}, fake,
-        train=True, axis_name=axis_name, mutable=['batch_stats'])
-    return losses.g_loss(logits), logits
+    out, _ = _apply_training(scorer, scorer.params, scorer.batch_stats, fake,
+                             axis_name)
+    return objective.g_loss(out), out
 
-  (loss, logits), fake_grad = jax.value_and_grad(loss_fn, has_aux=True)(fake)
+  (loss, out), fake_grad = jax.value_and_grad(loss_fn, has_aux=True)(fake)
   (grads,) = g_vjp(fake_grad)
   grads, g_batch_stats = _pmean((grads, g_batch_stats), axis_name)
-  metrics = _pmean({
-      'g_loss': loss,
-      'd_fake_after': jnp.mean(jax.nn.sigmoid(logits)),
-  }, axis_name)
-  return g_state.apply_gradients(grads=grads,
-                                 batch_stats=g_batch_stats), metrics
+  metrics = _pmean({'g_loss': loss,
+                    **_output_metrics(objective, fake_after=out)}, axis_name)
+  g_state = g_state.apply_gradients(grads=grads, batch_stats=g_batch_stats)
+  if recipe.ema_decay:
+    g_state = _update_ema(g_state, recipe.ema_decay)
+  return g_state, metrics
+
+
+def _d_update_on_fresh_fakes(
+    g_state: GeneratorState, d_state: TrainState, real: jax.Array,
+    rng: jax.Array, recipe: Recipe, axis_name: Optional[str]
+) -> tuple[TrainState, Metrics, tuple[jax.Array, Callable[[jax.Array], Any],
+                                      Any, Optional[jax.Array]]]:
+  """One D update on real and G(z), z from D's step number.
+
+  Returns:
+    (new d_state, metrics, (fakes, their vjp to G's parameters, G's
+    updated batch_stats, the penalty weights) for a G update to reuse).
+  """
+  batch_size = real.shape[0]
+  z = _step_z(g_state, d_state.step, rng, batch_size, axis_name)
+  fake, g_vjp, g_batch_stats = _generate(g_state, z, axis_name)
+  weights = (_penalty_weights(d_state.step, rng, batch_size, axis_name)
+             if recipe.objective_fns.gradient_penalty else None)
+  new_d_state, metrics = _d_update(d_state, real, lax.stop_gradient(fake),
+                                   weights, recipe, axis_name)
+  return new_d_state, metrics, (fake, g_vjp, g_batch_stats, weights)
 
 
 def d_step(g_state: GeneratorState, d_state: TrainState, batch: jax.Array,
-           rng: jax.Array, axis_name: Optional[str] = None
-           ) -> tuple[TrainState, Metrics]:
-  """Updates D on a real batch and a fresh batch of G(z).
+           rng: jax.Array, axis_name: Optional[str] = None,
+           recipe: Recipe = Recipe()) -> tuple[TrainState, Metrics]:
+  """Updates D once on a real batch and a fresh batch of G(z).
 
   Args:
     g_state: G, used (not updated) to make the fake batch.
@@ -173,19 +375,25 @@ def d_step(g_state: GeneratorState, d_state: TrainState, batch: jax.Array,
     batch: real images (B, H, W, C) in [-1, 1]; B is this device's share.
     rng: the run's base key; z is drawn from it folded with `d_state.step`.
     axis_name: the pmap axis, or None under jit.
+    recipe: the objective and its settings (n_critic does not apply: this
+      is one D update).
 
   Returns:
-    (new d_state, metrics with d_loss, d_real and d_fake).
+    (new d_state, metrics: d_loss; d_real and d_fake, mean D(x) and
+    D(G(z)) as probabilities, or critic_real and critic_fake, mean outputs,
+    where D is a critic; with a gradient penalty also wasserstein
+    (critic_real - critic_fake), gradient_penalty and grad_norm).
   """
-  z = _step_z(g_state, d_state.step, rng, batch.shape[0], axis_name)
-  fake, _, _ = _generate(g_state, z, axis_name)
-  return _d_update(d_state, batch, lax.stop_gradient(fake), axis_name)
+  d_state, metrics, _ = _d_update_on_fresh_fakes(g_state, d_state, batch, rng,
+                                                 recipe, axis_name)
+  return d_state, metrics
 
 
 def g_step(g_state: GeneratorState, d_state: TrainState, rng: jax.Array,
-           batch_size: int, axis_name: Optional[str] = None
+           batch_size: int, axis_name: Optional[str] = None,
+           recipe: Recipe = Recipe(), real: Optional[jax.Array] = None
            ) -> tuple[GeneratorState, Metrics]:
-  """Updates G with the non-saturating loss on a fresh batch of z.
+  """Updates G once on a fresh batch of z.
 
   Args:
     g_state: G to update.
@@ -193,39 +401,69 @@ def g_step(g_state: GeneratorState, d_state: TrainState, rng: jax.Array,
     rng: the run's base key; z is drawn from it folded with `g_state.step`.
     batch_size: this device's number of fake images (static under jit).
     axis_name: the pmap axis, or None under jit.
+    recipe: the objective and its settings.
+    real: real images (batch_size, H, W, C) for the unrolled D updates;
+      needed only when recipe.unroll_steps > 0.
 
   Returns:
-    (new g_state, metrics with g_loss and d_fake_after = mean D(G(z))).
+    (new g_state, metrics: g_loss and d_fake_after = mean D(G(z)), or
+    critic_fake_after where D is a critic).
   """
+  if recipe.unroll_steps and real is None:
+    raise ValueError('g_step with unroll_steps > 0 needs `real` images for '
+                     "the unrolled D updates.")
   z = _step_z(g_state, g_state.step, rng, batch_size, axis_name)
   fake, g_vjp, g_batch_stats = _generate(g_state, z, axis_name)
-  return _g_update(g_state, d_state, fake, g_vjp, g_batch_stats, axis_name)
+  weights = (_penalty_weights(g_state.step, rng, batch_size, axis_name)
+             if recipe.objective_fns.gradient_penalty else None)
+  return _g_update(g_state, d_state, fake, g_vjp, g_batch_stats, real,
+                   weights, recipe, axis_name)
+
+
+def _critic_batches(batch: jax.Array, n_critic: int) -> list[jax.Array]:
+  if n_critic == 1:
+    return [batch]
+  if batch.shape[0] != n_critic:
+    raise ValueError(
+        f'train_step with n_critic={n_critic} takes real images with a '
+        f'leading axis of {n_critic} sub-batches, (n_critic, B, ...); got '
+        f'shape {batch.shape}.')
+  return [batch[i] for i in range(n_critic)]
 
 
 def train_step(g_state: GeneratorState, d_state: TrainState, batch: jax.Array,
-               rng: jax.Array, axis_name: Optional[str] = None
+               rng: jax.Array, axis_name: Optional[str] = None,
+               recipe: Recipe = Recipe()
                ) -> tuple[GeneratorState, TrainState, Metrics]:
-  """One D update then one G update, as in the reference DCGAN loop.
+  """recipe.n_critic D updates, then one G update, as in the reference loop.
 
-  As in the reference, one batch G(z) serves both updates: D trains on it,
-  then G is scored by the updated D on the same images, so G's forward pass
-  runs once per step.
+  As in the reference, G's update reuses the last D update's batch G(z):
+  D trains on it, then G is scored by the updated D on the same images, so
+  G's forward pass runs once per D update.
 
   Args:
     g_state: G's state.
     d_state: D's state.
-    batch: real images (B, H, W, C) in [-1, 1]; B is this device's share.
-    rng: the run's base key; z is drawn from it folded with the step number.
+    batch: real images (B, H, W, C) in [-1, 1], B this device's share; with
+      n_critic > 1, (n_critic, B, H, W, C): one sub-batch per D update.
+    rng: the run's base key; each D update's z is drawn from it folded with
+      D's step number.
     axis_name: the pmap axis, or None under jit.
+    recipe: objective, n_critic, unrolling, EMA and their settings.
 
   Returns:
-    (new g_state, new d_state, metrics): d_loss, g_loss, d_real = mean D(x),
-    d_fake = mean D(G(z)) before D's update and d_fake_after after it.
+    (new g_state, new d_state, metrics): `d_step`'s (averaged over the D
+    updates) and `g_step`'s; d_fake is D(G(z)) before D's update and
+    d_fake_after after it (after the unrolled updates, with unrolling).
   """
-  z = _step_z(g_state, g_state.step, rng, batch.shape[0], axis_name)
-  fake, g_vjp, g_batch_stats = _generate(g_state, z, axis_name)
-  d_state, d_metrics = _d_update(d_state, batch, lax.stop_gradient(fake),
-                                 axis_name)
+  d_metrics = []
+  for real in _critic_batches(batch, recipe.n_critic):
+    d_state, metrics, (fake, g_vjp, g_batch_stats, weights) = (
+        _d_update_on_fresh_fakes(g_state, d_state, real, rng, recipe,
+                                 axis_name))
+    d_metrics.append(metrics)
+  d_metrics = jax.tree.map(lambda *values: jnp.mean(jnp.stack(values)),
+                           *d_metrics)
   g_state, g_metrics = _g_update(g_state, d_state, fake, g_vjp, g_batch_stats,
-                                 axis_name)
+                                 real, weights, recipe, axis_name)
   return g_state, d_state, {**d_metrics, **g_metrics}

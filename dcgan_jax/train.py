@@ -50,14 +50,17 @@ def num_train_steps(config: Any, num_examples: int) -> int:
 
 
 def steps_per_epoch(config: Any, num_examples: int) -> int:
-  """Steps per pass over the data (num_examples over all hosts)."""
-  return max(1, num_examples // config.batch_size)
+  """Steps per pass over the data (num_examples over all hosts); a step
+  reads n_critic batches."""
+  return max(1, num_examples // (config.batch_size *
+                                 steps.Recipe.from_config(config).n_critic))
 
 
 def _validate(config: Any) -> None:
   """Fails on bad config values before any data is read or code compiled."""
   models.check_architecture(config.data.image_size, config.data.channels)
   models.compute_dtype(config)
+  steps.Recipe.from_config(config)
   input_pipeline.local_batch_layout(config.batch_size)
   for key in ('log_every_steps', 'sample_every_steps',
               'checkpoint_every_steps'):
@@ -153,6 +156,7 @@ def train_and_evaluate(
   # Model and optimizer states, restored from the latest good checkpoint.
   rng = jax.random.key(config.seed)
   init_rng, step_rng, sample_rng = jax.random.split(rng, 3)
+  recipe = steps.Recipe.from_config(config)
   g_state, d_state = steps.create_train_states(config, init_rng)
   manager = checkpoint.create_manager(
       workdir, max_to_keep=config.max_checkpoints_to_keep)
@@ -177,7 +181,9 @@ def train_and_evaluate(
     writer.write_hparams(checkpoint.flat_config(config))
 
   # Input.
-  train_iter, num_examples = input_pipeline.create_dataset(config, start_step)
+  # D's step counts the batches read, whatever n_critic was before.
+  train_iter, num_examples = input_pipeline.create_dataset(
+      config, start_batch=int(d_state.step), batches_per_step=recipe.n_critic)
   total_steps = num_train_steps(config, num_examples)
   epoch_steps = steps_per_epoch(config, num_examples)
   eval_every = (config.eval_every_steps if config.eval_every_steps > 0
@@ -192,7 +198,8 @@ def train_and_evaluate(
   # Update step, pmapped over local devices; the global batch is split over
   # every device of every host.
   p_train_step = jax.pmap(
-      functools.partial(steps.train_step, axis_name=AXIS), axis_name=AXIS,
+      functools.partial(steps.train_step, axis_name=AXIS, recipe=recipe),
+      axis_name=AXIS,
       in_axes=(0, 0, 0, None), donate_argnums=(0, 1))
   g_state, d_state = jax_utils.replicate((g_state, d_state))
   fixed_z = jax.random.normal(sample_rng,

@@ -23,6 +23,7 @@ from dcgan_jax import history
 from dcgan_jax import inception
 from dcgan_jax import idx_files
 from dcgan_jax import labeled_data
+from dcgan_jax import plots
 from dcgan_jax import steps
 from dcgan_jax import train
 from tests import inception_reference
@@ -237,3 +238,45 @@ def test_history_keeps_the_latest_value_per_step(tmp_path):
   assert logged['d_loss'][0].tolist() == [1, 2]
   assert logged['d_loss'][1].tolist() == [1.0, 2.5]
   assert logged['fid'][1].tolist() == [9.0]
+
+
+def test_ema_run_evaluates_the_averages_and_the_trained_weights(tmp_path):
+  config = _eval_config(tmp_path, metrics='classifier_fd')
+  config.ema_decay = 0.5
+  config.eval.raw_weights = True
+  workdir = str(tmp_path / 'run')
+  g_state, _ = train.train_and_evaluate(config, workdir)
+  logged = history.read(workdir)
+  ema, raw = logged['classifier_fd'][1], logged['classifier_fd_raw'][1]
+  assert logged['classifier_fd_raw'][0].tolist() == [2, 4]
+  assert np.all(ema != raw)
+  # The best slot is chosen by the averaged weights' value.
+  best = checkpoint.create_manager(workdir, read_only=True,
+                                   best_metric='classifier_fd')
+  assert best.all_steps() == [2 + 2 * int(np.argmin(ema))]
+  # The checkpoint's averaged weights give the logged value again.
+  _, results = evaluate.evaluate(workdir, step=4)
+  assert results['classifier_fd'] == pytest.approx(ema[-1], rel=1e-5)
+  del g_state
+
+
+def test_plots_draw_whatever_the_run_logged(tmp_path):
+  writer = history.JsonlWriter(str(tmp_path))
+  for step in (1, 2, 3):
+    writer.write_scalars(step, {
+        name: float(step) for name in (
+            'd_loss', 'g_loss', 'critic_real', 'critic_fake',
+            'critic_fake_after', 'wasserstein', 'gradient_penalty',
+            'grad_norm', 'r1_penalty', 'epoch', 'steps_per_sec',
+            'classifier_fd', 'classifier_fd_raw', 'classifier_kid_raw',
+            'classifier_kid_raw_std')})
+  writer.close()
+  series = history.read(str(tmp_path))
+  assert [title for title, _ in plots._training_panels(series)] == [  # pylint: disable=protected-access
+      'Losses', 'Critic outputs', 'Wasserstein estimate', 'Gradient penalty',
+      'r1_penalty']
+  assert plots._metric_names(series) == [  # pylint: disable=protected-access
+      'classifier_fd', 'classifier_fd_raw', 'classifier_kid_raw']
+  written = plots.write_plots(str(tmp_path))
+  assert [os.path.basename(p) for p in written] == ['training.png',
+                                                    'metrics.png']

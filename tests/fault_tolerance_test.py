@@ -231,8 +231,10 @@ def test_resume_refuses_a_config_that_changes_the_model(tmp_path):
   config = _config(num_train_steps=4)
   config.model.ngf = 16
   config.data.image_size = 32
+  config.objective = 'hinge'
   with pytest.raises(ValueError, match=r'data.image_size: 28 -> 32, '
-                     r'model.ngf: 8 -> 16'):
+                     r"model.ngf: 8 -> 16, objective: 'non_saturating' -> "
+                     r"'hinge'"):
     train.train_and_evaluate(config, workdir)
   after = sorted((d, os.path.getmtime(os.path.join(d, f)))
                  for d, _, files in os.walk(ckpt_dir) for f in files)
@@ -253,3 +255,68 @@ def test_best_slot_keeps_the_best_step_by_metric(tmp_path):
   assert best.all_steps() == [2]
   assert os.path.isdir(os.path.join(str(tmp_path), 'checkpoints_best', '2'))
   shutil.rmtree(str(tmp_path / 'checkpoints_best'))
+
+
+def test_resume_turns_ema_on_at_the_same_step(tmp_path, caplog):
+  workdir = str(tmp_path / 'run')
+  train.train_and_evaluate(_config(num_train_steps=2), workdir)
+  config = _config(num_train_steps=4)
+  config.ema_decay = 0.9
+  # Restored into a state with EMA: the averages start at the weights.
+  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  manager = checkpoint.create_manager(workdir, read_only=True)
+  g_state, _, _ = checkpoint.restore(manager, 2, g_state, d_state,
+                                     jax.random.key(0))
+  _assert_identical((g_state.params, g_state.batch_stats),
+                    (g_state.ema_params, g_state.ema_batch_stats))
+
+  with caplog.at_level(logging.INFO, logger='absl'):
+    g_state, _ = train.train_and_evaluate(config, workdir)
+  assert re.search(r'Resumed from \S+/checkpoints/2 at step 2', caplog.text)
+  assert re.search(r'checkpoints/2 has no g.ema_batch_stats \(\d+ arrays\), '
+                   r'g.ema_params \(\d+ arrays\): starting them from '
+                   r'g.batch_stats, g.params', caplog.text)
+  assert _saved_steps(workdir) == [2, 4]
+  restored, _, _ = _load(workdir, 4)
+  _assert_identical(restored.ema_params, g_state.ema_params)
+  assert not np.array_equal(jax.tree.leaves(g_state.ema_params)[0],
+                            jax.tree.leaves(g_state.params)[0])
+
+
+def _files_and_times(directory):
+  return sorted((os.path.join(d, f), os.path.getmtime(os.path.join(d, f)))
+                for d, _, files in os.walk(directory) for f in files)
+
+
+def test_checkpoint_that_does_not_fit_is_refused_not_moved(tmp_path):
+  workdir = str(tmp_path / 'run')
+  config = _config(num_train_steps=2)
+  config.ema_decay = 0.9
+  train.train_and_evaluate(config, workdir)
+  # Step 4: the same arrays and one field this code does not know.
+  manager = checkpoint.create_manager(workdir)
+  saved = manager.restore(2, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore())).state
+  saved['d']['spectral_u'] = np.zeros(3, np.float32)
+  meta = {'config': config.to_dict(), 'data': {'step': 4}}
+  manager.save(4, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(saved), meta=ocp.args.JsonSave(meta)))
+  checkpoint.wait(manager)
+  before = _files_and_times(workdir)
+
+  config.num_train_steps = 6
+  with pytest.raises(checkpoint.StructureError, match=(
+      r"checkpoints/4 does not fit this run's state; fields in the "
+      r"checkpoint, not in this run's state: d.spectral_u \(1 array\)\. It "
+      'is left as it is')):
+    train.train_and_evaluate(config, workdir)
+  # EMA switched off: the averages would be dropped, so step 2 is refused.
+  shutil.rmtree(os.path.join(checkpoint.checkpoint_dir(workdir), '4'))
+  before = _files_and_times(workdir)
+  config.ema_decay = 0.0
+  with pytest.raises(checkpoint.StructureError, match=(
+      r"checkpoints/2 does not fit .* not in this run's state: "
+      r'g.ema_batch_stats \(\d+ arrays\), g.ema_params')):
+    train.train_and_evaluate(config, workdir)
+  assert _files_and_times(workdir) == before
+  assert not os.path.exists(os.path.join(workdir, 'checkpoints_unreadable'))

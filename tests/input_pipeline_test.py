@@ -176,9 +176,26 @@ def test_resumed_stream_equals_uninterrupted_stream(tmp_path, start_step):
     config.data.random_flip = True
     uninterrupted, _ = input_pipeline.create_dataset(config)
     expected = [next(uninterrupted) for _ in range(start_step + 3)]
-    resumed, _ = input_pipeline.create_dataset(config, start_step=start_step)
+    resumed, _ = input_pipeline.create_dataset(config, start_batch=start_step)
     for want in expected[start_step:]:
       np.testing.assert_array_equal(next(resumed), want)
+
+
+def test_a_step_of_n_critic_batches_is_n_consecutive_batches(tmp_path):
+  """Step s holds batches s n .. s n + n - 1, each laid out over the
+  devices as alone, so a resume at any batch count continues exactly."""
+  _write_colours(str(tmp_path / 'folder'), 16)
+  config = _config(path=str(tmp_path / 'folder'))
+  single, _ = input_pipeline.create_dataset(config)
+  batches = [next(single) for _ in range(9)]
+  grouped, _ = input_pipeline.create_dataset(config, batches_per_step=3)
+  resumed, _ = input_pipeline.create_dataset(config, start_batch=6,
+                                             batches_per_step=3)
+  for step, it in ((0, grouped), (1, grouped), (2, resumed)):
+    got = next(it)
+    assert got.shape == (4, 3, 2, 32, 32, 3)
+    for k in range(3):
+      np.testing.assert_array_equal(got[:, k], batches[3 * step + k])
 
 
 def test_tfds_stream_resumes_exactly(tmp_path):
@@ -187,7 +204,7 @@ def test_tfds_stream_resumes_exactly(tmp_path):
   with tfds.testing.mock_data(num_examples=24):
     uninterrupted, num_examples = input_pipeline.create_dataset(config)
     expected = [next(uninterrupted) for _ in range(6)]
-    resumed, _ = input_pipeline.create_dataset(config, start_step=4)
+    resumed, _ = input_pipeline.create_dataset(config, start_batch=4)
     got = [next(resumed) for _ in range(2)]
   assert num_examples == 24
   for want, have in zip(expected[4:], got):

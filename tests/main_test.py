@@ -16,6 +16,7 @@ import tensorflow_datasets as tfds
 
 from dcgan_jax import checkpoint
 from dcgan_jax import sample
+from dcgan_jax import steps
 from dcgan_jax import train
 from tests.conftest import write_image_folder
 
@@ -31,7 +32,8 @@ def _load_config(name):
 
 def test_every_config_is_covered():
   assert set(CONFIGS) == {'default', 'celeba', 'mnist', 'fashion_mnist',
-                          'kmnist', 'cifar10', 'test'}
+                          'kmnist', 'cifar10', 'mnist_wgan_gp',
+                          'mnist_unrolled', 'test'}
 
 
 REQUIRED_KEYS = (
@@ -49,8 +51,11 @@ def test_config_has_every_documented_key(name):
     for part in key.split('.'):
       assert part in value, f'configs/{name}.py lacks {key}'
       value = value[part]
-  assert (config.optim.lr_g, config.optim.b1, config.optim.b2) == (
-      2e-4, 0.5, 0.999)
+  # The DCGAN recipe's Adam, except where a config follows another paper.
+  expected = (1e-4, 0.0, 0.9) if name == 'mnist_wgan_gp' else (2e-4, 0.5,
+                                                               0.999)
+  assert (config.optim.lr_g, config.optim.b1, config.optim.b2) == expected
+  steps.Recipe.from_config(config)  # Valid.
 
 
 @pytest.mark.parametrize('name', CONFIGS)
@@ -164,10 +169,14 @@ def test_models_steps_sampling_and_evaluation_import_without_tensorflow():
   assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_resumed_run_ends_where_an_uninterrupted_run_does(tmp_path):
+@pytest.mark.parametrize('recipe', [
+    {}, {'objective': 'wgan_gp', 'n_critic': 2, 'ema_decay': 0.9,
+         'model': {'d_norm': 'layer'}}])
+def test_resumed_run_ends_where_an_uninterrupted_run_does(tmp_path, recipe):
   """Same batches, same z, same optimizer state: bit-identical parameters."""
   write_image_folder(str(tmp_path / 'images'), count=24)
   config = _load_config('test')
+  config.update(recipe)
   config.data.name = 'folder'
   config.data.path = str(tmp_path / 'images')
   config.data.random_flip = True

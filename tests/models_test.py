@@ -164,6 +164,38 @@ def test_kernel_gradient_in_batch_chunks_equals_flax():
                       kernel_to_scale=True)
 
 
+@pytest.mark.parametrize('conv,shape,out_shape', [
+    ('conv', (3, 8, 8, 16), (3, 4, 4, 8)),
+    ('conv', (8, 32, 32, 3), (8, 16, 16, 4)),  # Chunked kernel gradients.
+    ('conv_transpose', (2, 4, 4, 8), (2, 8, 8, 5)),
+    ('conv_transpose', (8, 16, 16, 4), (8, 32, 32, 3)),
+])
+def test_second_derivatives_equal_flax(conv, shape, out_shape):
+  """The gradient of a function of both first gradients (as a gradient
+  penalty or an unrolled D update takes it), to 1e-5 of its scale."""
+  features = out_shape[-1]
+  ours, reference = {
+      'conv': (models.Conv4x4Stride2(features), _flax_conv(features)),
+      'conv_transpose': (models.ConvTranspose4x4Stride2(features),
+                         _flax_conv_transpose(features))}[conv]
+  x = jax.random.normal(jax.random.key(0), shape)
+  params = ours.init(jax.random.key(1), x)
+  cotangent = jax.random.normal(jax.random.key(2), out_shape)
+
+  def second_order(module, params, x):
+    def loss(params, x):
+      return jnp.sum(jnp.tanh(module.apply(params, x)) * cotangent)
+    grad_params, grad_x = jax.grad(loss, argnums=(0, 1))(params, x)
+    return (jnp.sum(grad_x ** 2) +
+            jnp.sum(grad_params['params']['kernel'] ** 2))
+
+  got, want = (jax.jit(jax.grad(functools.partial(second_order, module),
+                                argnums=(0, 1)))(params, x)
+               for module in (ours, reference))
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * np.abs(b).max())
+
+
 def _convolutions(platform, config):
   """The convolutions of one train_step lowered for `platform` (no device
   of that kind needed), without value names: a sorted list of signatures."""

@@ -201,3 +201,176 @@ def test_unknown_dtype_is_named():
   config.dtype = 'float16'
   with pytest.raises(ValueError, match="config.dtype='float16'"):
     steps.create_train_states(config, jax.random.key(0))
+
+
+def _recipe_states(objective='non_saturating', d_norm='batch', batch_size=16,
+                   **recipe):
+  config = tiny_config(batch_size=batch_size)
+  config.objective = objective
+  config.model.d_norm = d_norm
+  config.update(recipe)
+  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  return config, steps.Recipe.from_config(config), g_state, d_state
+
+
+def test_n_critic_makes_n_d_updates_then_one_g_update():
+  config, recipe, g0, d0 = _recipe_states('wgan_gp', 'none', n_critic=5)
+  batches = jnp.stack([_batch(config, i) for i in range(5)])
+  rng = jax.random.key(1)
+  g1, d1, metrics = jax.jit(functools.partial(
+      steps.train_step, recipe=recipe))(g0, d0, batches, rng)
+  assert (int(g1.step), int(d1.step)) == (1, 5)
+  # The same D as 5 d_steps on the sub-batches in order.
+  d_step = jax.jit(functools.partial(steps.d_step, recipe=recipe))
+  d = d0
+  for i in range(5):
+    d, _ = d_step(g0, d, batches[i], rng)
+  for a, b in zip(jax.tree.leaves(d1), jax.tree.leaves(d)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert {'critic_real', 'critic_fake', 'critic_fake_after', 'wasserstein',
+          'gradient_penalty', 'grad_norm', 'd_loss', 'g_loss'} == set(metrics)
+  assert not {'d_real', 'd_fake'} & set(metrics)
+  with pytest.raises(ValueError, match=r'n_critic=5 takes real images with '
+                     r'a leading axis of 5'):
+    jax.jit(functools.partial(steps.train_step, recipe=recipe))(
+        g0, d0, _batch(config), rng)
+
+
+def test_unrolling_changes_g_only_and_0_is_the_plain_step():
+  config, _, g0, d0 = _recipe_states()
+  rng, batch = jax.random.key(1), _batch(config)
+  plain = jax.jit(steps.train_step)(g0, d0, batch, rng)
+  zero = jax.jit(functools.partial(
+      steps.train_step, recipe=steps.Recipe(unroll_steps=0)))(g0, d0, batch,
+                                                              rng)
+  for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(zero)):
+    np.testing.assert_array_equal(a, b)
+
+  config, recipe, g0, d0 = _recipe_states(unroll_steps=3)
+  g3, d3, metrics = jax.jit(functools.partial(
+      steps.train_step, recipe=recipe))(g0, d0, batch, rng)
+  # D's own update is the plain one; G followed the unrolled D.
+  for a, b in zip(jax.tree.leaves(plain[1].params), jax.tree.leaves(d3.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  assert all(_leaves_differ(plain[0].params, g3.params))
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves((g3, metrics)))
+
+
+def test_unrolled_g_gradient_follows_the_advanced_d():
+  """G's loss with k = 1 equals G's loss against D after one more update
+  on the same images (computed here without the step's code path)."""
+  config, recipe, g0, d0 = _recipe_states(unroll_steps=1)
+  batch, rng = _batch(config), jax.random.key(1)
+  _, d1, _ = jax.jit(steps.train_step)(g0, d0, batch, rng)  # D's own update.
+  z = steps.sample_z(jax.random.fold_in(rng, 0), config.batch_size,
+                     config.model.nz)
+  fake, _ = g0.apply_fn({'params': g0.params, 'batch_stats': g0.batch_stats},
+                        z, train=True, mutable=['batch_stats'])
+
+  def d_loss(params, batch_stats):
+    outs = []
+    for images in (batch, fake):
+      out, updates = d1.apply_fn({'params': params, 'batch_stats': batch_stats},
+                                 images, train=True, mutable=['batch_stats'])
+      batch_stats = updates['batch_stats']
+      outs.append(out)
+    return (jnp.mean(jax.nn.softplus(-outs[0])) +
+            jnp.mean(jax.nn.softplus(outs[1]))), batch_stats
+  grads, batch_stats = jax.grad(d_loss, has_aux=True)(d1.params,
+                                                      d1.batch_stats)
+  advanced = d1.apply_gradients(grads=grads, batch_stats=batch_stats)
+  logits, _ = advanced.apply_fn(
+      {'params': advanced.params, 'batch_stats': advanced.batch_stats}, fake,
+      train=True, mutable=['batch_stats'])
+  _, _, metrics = jax.jit(functools.partial(
+      steps.train_step, recipe=recipe))(g0, d0, batch, rng)
+  assert float(metrics['g_loss']) == pytest.approx(
+      float(jnp.mean(jax.nn.softplus(-logits))), rel=1e-4)
+
+
+def test_ema_of_g_follows_its_recursion():
+  decay = 0.9
+  config, recipe, g, d = _recipe_states(ema_decay=decay)
+  step = jax.jit(functools.partial(steps.train_step, recipe=recipe))
+  expected = jax.tree.map(np.asarray, (g.params, g.batch_stats))
+  for i in range(3):
+    g, d, _ = step(g, d, _batch(config, i), jax.random.key(1))
+    expected = jax.tree.map(lambda e, new: decay * e + (1 - decay) * new,
+                            expected, (g.params, g.batch_stats))
+  for a, b in zip(jax.tree.leaves(expected),
+                  jax.tree.leaves((g.ema_params, g.ema_batch_stats))):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  z = jax.random.normal(jax.random.key(3), (4, config.model.nz))
+  averaged = g.apply_fn({'params': g.ema_params,
+                         'batch_stats': g.ema_batch_stats}, z, train=False)
+  np.testing.assert_array_equal(steps.generate(g, z), averaged)
+  assert not np.array_equal(steps.generate(g, z, use_ema=False), averaged)
+
+
+@pytest.mark.parametrize('objective,d_norm,recipe', [
+    ('minimax', 'batch', {'label_smoothing': 0.1}),
+    ('wgan_gp', 'layer', {'n_critic': 2}),
+    ('hinge', 'none', {'unroll_steps': 1, 'ema_decay': 0.5}),
+    ('least_squares', 'batch', {}),
+])
+def test_every_objective_agrees_on_1_and_4_devices(objective, d_norm, recipe):
+  """One step: from the second on, Adam's normalisation of gradients near 0
+  (G's first layer under a young critic) turns float32 sums taken in another
+  order into differences of a few 1e-5."""
+  config, recipe, g_state, d_state = _recipe_states(objective, d_norm,
+                                                    **recipe)
+  rng = jax.random.key(1)
+  lead = (recipe.n_critic,) if recipe.n_critic > 1 else ()
+
+  def batch(i):
+    return jax.random.uniform(jax.random.key(i), lead + (16, 28, 28, 1),
+                              minval=-1.0)
+
+  step = functools.partial(steps.train_step, recipe=recipe)
+  g1, d1, jit_metrics = jax.jit(step)(g_state, d_state, batch(0), rng)
+  p_step = jax.pmap(functools.partial(step, axis_name='batch'),
+                    axis_name='batch', in_axes=(0, 0, 0, None))
+  # Device j takes rows 4j..4j+3 of every sub-batch.
+  per_device = jnp.moveaxis(batch(0).reshape(lead + (4, 4, 28, 28, 1)),
+                            len(lead), 0)
+  g4, d4, pmap_metrics = p_step(*jax_utils.replicate((g_state, d_state)),
+                                per_device, rng)
+  for one, many in zip(jax.tree.leaves((g1, d1)), jax.tree.leaves((g4, d4))):
+    np.testing.assert_allclose(many[0], one, atol=1e-5, rtol=1e-5)
+  assert set(pmap_metrics) == set(jit_metrics)
+  for key in jit_metrics:
+    np.testing.assert_allclose(pmap_metrics[key][0], jit_metrics[key],
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_d_norm_choices_and_their_state():
+  _, _, _, batch_d = _recipe_states(d_norm='batch')
+  _, _, _, layer_d = _recipe_states(d_norm='layer')
+  _, _, _, plain_d = _recipe_states(d_norm='none')
+  assert batch_d.batch_stats is not None
+  assert layer_d.batch_stats is None and plain_d.batch_stats is None
+  assert any('LayerNorm' in k for k in layer_d.params)
+  assert set(plain_d.params) == {'Conv_0', 'Conv_1', 'Conv_2'}
+
+
+def test_bad_recipes_fail_naming_the_key():
+  for overrides, message in [
+      ({'objective': 'wgan_gp'}, r"needs config.model.d_norm = 'layer' or "
+       r"'none', not 'batch': the gradient penalty"),
+      ({'objective': 'wgn'}, r"config.objective='wgn' is not known; choose "
+       'one of non_saturating, minimax, wgan_gp'),
+      ({'model': {'d_norm': 'group'}}, r"config.model.d_norm='group' is not "
+       'known; choose one of batch, layer, none'),
+      ({'n_critic': 0}, r'config.n_critic=0 must be'),
+      ({'ema_decay': 1.0}, r'config.ema_decay=1.0 must be in \[0, 1\)'),
+      ({'objective': 'hinge', 'label_smoothing': 0.1},
+       r'label_smoothing=0.1 applies to the objectives whose D outputs a '
+       'probability'),
+  ]:
+    config = tiny_config()
+    config.update(overrides)
+    with pytest.raises(ValueError, match=message):
+      steps.create_train_states(config, jax.random.key(0))
+  _, recipe, g_state, d_state = _recipe_states(unroll_steps=2)
+  with pytest.raises(ValueError, match='needs `real` images'):
+    steps.g_step(g_state, d_state, jax.random.key(1), 16, recipe=recipe)
