@@ -147,7 +147,7 @@ def test_wgan_gp_on_fashion_mnist_lowers_the_classifier_distance():
         real, np.asarray(embed(variables, generate(g_state, z))))
 
   start = distance()
-  num_steps, per_step = 120, recipe.n_critic * config.batch_size
+  num_steps, per_step = 80, recipe.n_critic * config.batch_size
   data = (images[:num_steps * per_step].astype(np.float32) / 127.5 - 1.0
           ).reshape(num_steps, recipe.n_critic, config.batch_size, 28, 28, 1)
   wasserstein = []

@@ -38,12 +38,13 @@ def test_thresholds_of_the_measures():
 
 @pytest.mark.slow
 def test_unrolling_covers_at_least_as_many_modes_on_the_same_seeds():
-  """3,000 G updates of the testbed's setup (benchmarks/mode_collapse.py's),
-  seeds 0 and 1, without and with 5 unrolled D updates. Shorter runs, or
-  batches of 128, leave both at 0 modes here."""
+  """3,000 G updates of the testbed's setup (benchmarks/mode_collapse.py's)
+  on one seed, without and with 5 unrolled D updates: the unrolled run
+  costs about 45 s on 2 cores, so one seed is what the suite affords.
+  Shorter runs, or batches of 128, leave both at 0 modes here."""
   plain, unrolled = (
       [m for m, _ in mode_collapse.train(
-          mode_collapse.get_config(unroll_steps=k), range(2), 3000)]
+          mode_collapse.get_config(unroll_steps=k), [1], 3000)]
       for k in (0, 5))
   print(f'modes covered per seed: plain {plain}, unrolled {unrolled}')
   assert all(u >= p for u, p in zip(unrolled, plain)), (plain, unrolled)
