@@ -61,8 +61,9 @@ def test_config_has_every_documented_key(name):
 @pytest.mark.parametrize('name', CONFIGS)
 def test_one_step_run_then_sample(name, tmp_path):
   config = _load_config(name)
-  # The config's model and data shape as they are; a batch the 4 test
-  # devices divide, one step.
+  # The config's data shape and recipe as they are, networks 16 wide (full
+  # widths: models_test.py); a batch the 4 test devices divide, one step.
+  config.model.ngf = config.model.ndf = 16
   config.batch_size = 8
   config.num_train_steps = 1
   config.data.shuffle_buffer = 16
