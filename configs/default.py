@@ -39,13 +39,22 @@ def get_config() -> ml_collections.ConfigDict:
   config.dtype = 'float32'
 
   config.model = ml_collections.ConfigDict()
+  # The networks: dcgan (the PyTorch tutorial's), dcgan_upsample
+  # (upsampling + conv in G, dense layers at both ends), keras_dcgan (the
+  # Keras Fashion-MNIST DCGAN) or mlp (fully connected).
+  config.model.name = 'dcgan'
   config.model.nz = 100
+  # Widths: G's and D's channels (dcgan: 64 -> 512 at 64x64; see models.py
+  # for each model).
   config.model.ngf = 64
   config.model.ndf = 64
-  # D's normalisation after its downsampling layers: 'batch', 'layer' (per
-  # image) or 'none'. Objectives with a gradient penalty need 'layer' or
-  # 'none'.
+  # D's normalisation after its hidden layers but the first: 'batch',
+  # 'layer' (per image) or 'none'. Objectives with a gradient penalty need
+  # 'layer' or 'none'.
   config.model.d_norm = 'batch'
+  # Dropout rate after D's activations (keras_dcgan has its own).
+  config.model.d_dropout = 0.0
+  config.model.upsample = 'nearest'  # dcgan_upsample: or 'bilinear'.
 
   # The objective: non_saturating (BCE, G maximises log D(G(z))), minimax
   # (G minimises log(1 - D(G(z))), the saturating original), wgan_gp
@@ -64,14 +73,20 @@ def get_config() -> ml_collections.ConfigDict:
   # Exponential moving average of G's weights (0 = off), e.g. 0.999; when
   # on, sample grids, sampling, evaluation and the best checkpoint use it.
   config.ema_decay = 0.0
+  # Real and fake images through D as one batch (one set of BatchNorm
+  # statistics) instead of two.
+  config.d_joint_batch = False
 
   # Separate learning rates for G and D: unequal ones are the two time-scale
   # update rule (TTUR, Heusel et al. 2017).
   config.optim = ml_collections.ConfigDict()
+  config.optim.name = 'adam'  # Or 'rmsprop'.
   config.optim.lr_g = 2e-4
   config.optim.lr_d = 2e-4
-  config.optim.b1 = 0.5
-  config.optim.b2 = 0.999
+  config.optim.b1 = 0.5  # Adam.
+  config.optim.b2 = 0.999  # Adam.
+  config.optim.rho = 0.9  # RMSprop: the squared gradients' decay.
+  config.optim.eps = 1e-8
 
   config.log_every_steps = 50
   config.sample_every_steps = 500

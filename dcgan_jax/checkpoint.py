@@ -30,16 +30,22 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from dcgan_jax import hosts
+from dcgan_jax import models
+from dcgan_jax import optimizers
 from dcgan_jax import paths
 from dcgan_jax import steps
 
-# Config keys a resumed run may not change: they change the networks' shapes,
-# what D's output means, or the data they learn from.
+# Config keys a resumed run may not change: they change the networks, the
+# optimizer's state, what D's output means, or the data they learn from.
 PROTECTED_KEYS = ('data.name', 'data.image_size', 'data.channels',
-                  'model.nz', 'model.ngf', 'model.ndf', 'model.d_norm',
+                  'model.name', 'model.nz', 'model.ngf', 'model.ndf',
+                  'model.d_norm', 'model.upsample', 'optim.name',
                   'objective')
 # Keys added after runs were saved without them, and the value those runs had.
-ADDED_KEYS = {'model.d_norm': 'batch', 'objective': 'non_saturating'}
+ADDED_KEYS = {**{f'model.{k}': v for k, v in models.MODEL_DEFAULTS.items()},
+              **{f'optim.{k}': v
+                 for k, v in optimizers.OPTIM_DEFAULTS.items()},
+              'objective': 'non_saturating', 'd_joint_batch': False}
 
 
 def checkpoint_dir(workdir: paths.PathLike) -> epath.Path:

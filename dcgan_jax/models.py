@@ -1,19 +1,52 @@
-"""The DCGAN generator and discriminator (Radford et al. 2015).
+"""The networks, chosen by name: `config.model.name` in `MODELS`.
 
-The 64x64 layout is the PyTorch DCGAN tutorial's: G lifts z from 1x1 to 4x4
-with a 4x4 stride-1 transposed conv, then doubles the resolution with 4x4
-stride-2 transposed convs; D mirrors it with 4x4 stride-2 convs and ends in a
-4x4 valid conv to one logit. Other sizes change only the number of doubling
-layers and the base resolution (7x7 for 28x28 images).
+Every model is a (G, D) pair of flax modules, and every pair, ours or one
+passed to `steps.create_train_states(config, rng, networks=(G, D))`, meets
+one contract:
+
+- G maps z, shape (B, nz), to images (B, H, W, C) in [-1, 1] as float32; D
+  maps images (B, H, W, C) to one float32 output per image, shape (B,): a
+  logit, or a critic's score for objectives without probabilities.
+- Both are called as `module.apply(variables, x, train=..., axis_name=...)`.
+  `train=True` in the steps' updates (BatchNorm normalises with the batch's
+  statistics, dropout is on); `train=False` at initialisation, for sampling
+  and for evaluation. `axis_name` is the pmap axis or None: BatchNorm and
+  `Dropout` use it to act on the global batch, so a run's numbers do not
+  depend on the device count.
+- Variables: float32 'params', and optionally 'batch_stats' (BatchNorm's
+  running averages, updated by training passes); a network without
+  BatchNorm has none. Computation may be in another dtype (`config.dtype`).
+- Randomness inside a network (dropout) comes from the 'dropout' rng
+  stream, which the steps derive from the step number as they do z, so a
+  resumed run draws it again.
+
+The models:
+- `dcgan`: the PyTorch DCGAN tutorial's networks (the default). At 64x64 G
+  lifts z from 1x1 to 4x4 with a 4x4 stride-1 transposed conv, then doubles
+  the resolution with 4x4 stride-2 transposed convs; D mirrors it with 4x4
+  stride-2 convs and ends in a 4x4 valid conv to one logit. Other sizes
+  change only the number of doubling layers and the base resolution (7x7
+  for 28x28 images).
+- `dcgan_upsample`: the same layout with G's transposed convs replaced by
+  upsampling and a 3x3 conv (no checkerboard artefacts), G starting from a
+  dense projection of z, and D ending in a dense layer.
+- `keras_dcgan`: the Keras DCGAN on Fashion-MNIST: a dense projection to
+  7x7x128, two 5x5 stride-2 transposed convs (SELU, tanh); D two 5x5
+  stride-2 convs with dropout 0.3 and 0.4 and a dense layer.
+- `mlp`: fully connected G and D (the Kuzushiji-MNIST MLP GAN).
 """
 
+import dataclasses
+import functools
+import math
 from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-# image_size -> (base resolution, number of stride-2 layers).
+# image_size -> (base resolution, number of stride-2 layers) of `dcgan` and
+# `dcgan_upsample`.
 ARCHITECTURES = {28: (7, 2), 32: (4, 3), 64: (4, 4), 128: (4, 5)}
 SUPPORTED_CHANNELS = (1, 3)
 
@@ -25,28 +58,32 @@ def bn_scale_init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
   return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
 
 
-def check_architecture(image_size: int, channels: int) -> None:
-  """Raises ValueError naming the supported values for an unsupported shape."""
+def _check_dcgan_size(image_size: int) -> None:
   if image_size not in ARCHITECTURES:
     raise ValueError(
         f'image_size={image_size} is not supported; supported sizes: '
         f'{", ".join(map(str, sorted(ARCHITECTURES)))}.')
-  if channels not in SUPPORTED_CHANNELS:
-    raise ValueError(
-        f'channels={channels} is not supported; supported channel counts: '
-        f'{", ".join(map(str, SUPPORTED_CHANNELS))}.')
 
 
-def _batch_norm(train: bool, axis_name: Optional[str],
-                dtype: Any) -> nn.BatchNorm:
-  # momentum 0.9 / epsilon 1e-5 are PyTorch's BatchNorm2d defaults (its
-  # momentum=0.1 weighs the new batch). Under pmap the batch statistics are
-  # those of the global batch, so training does not depend on the device count.
+def _check_multiple_of_4(image_size: int) -> None:
+  if image_size < 4 or image_size % 4:
+    raise ValueError(f'image_size={image_size} is not supported; '
+                     'keras_dcgan needs a multiple of 4 (G doubles twice).')
+
+
+def _batch_norm(train: bool, axis_name: Optional[str], dtype: Any,
+                momentum: float = 0.9, epsilon: float = 1e-5,
+                scale_init: Callable[..., jax.Array] = bn_scale_init
+                ) -> nn.BatchNorm:
+  # The defaults: momentum 0.9 / epsilon 1e-5 are PyTorch's BatchNorm
+  # defaults (its momentum=0.1 weighs the new batch). Under pmap the batch
+  # statistics are those of the global batch, so training does not depend
+  # on the device count.
   return nn.BatchNorm(
       use_running_average=not train,
-      momentum=0.9,
-      epsilon=1e-5,
-      scale_init=bn_scale_init,
+      momentum=momentum,
+      epsilon=epsilon,
+      scale_init=scale_init,
       dtype=dtype,  # Statistics are still reduced in float32.
       axis_name=axis_name if train else None)
 
@@ -54,19 +91,19 @@ def _batch_norm(train: bool, axis_name: Optional[str],
 D_NORMS = ('batch', 'layer', 'none')
 
 
-def _d_norm(kind: str, train: bool, axis_name: Optional[str],
-            dtype: Any) -> Any:
-  """D's normalisation after each downsampling but the first."""
+def _d_norm(kind: str, x: jax.Array, train: bool, axis_name: Optional[str],
+            dtype: Any) -> jax.Array:
+  """D's normalisation of x, a hidden layer's output."""
   check_d_norm(kind)
   if kind == 'batch':
-    return _batch_norm(train, axis_name, dtype)
+    return _batch_norm(train, axis_name, dtype)(x)
   if kind == 'layer':
-    # Each image over its height, width and channels, with a scale and
-    # bias per channel (the WGAN-GP critic's "layer norm"): images never
-    # interact, as a gradient penalty needs.
-    return nn.LayerNorm(epsilon=1e-5, reduction_axes=(1, 2, 3),
-                        feature_axes=-1, dtype=dtype)
-  return lambda x: x
+    # Each image over all its features, with a scale and bias per channel
+    # (the WGAN-GP critic's "layer norm"): images never interact, as a
+    # gradient penalty needs.
+    return nn.LayerNorm(epsilon=1e-5, reduction_axes=tuple(range(1, x.ndim)),
+                        feature_axes=-1, dtype=dtype)(x)
+  return x
 
 
 def check_d_norm(kind: str) -> str:
@@ -75,6 +112,30 @@ def check_d_norm(kind: str) -> str:
     raise ValueError(f'config.model.d_norm={kind!r} is not known; choose one '
                      f'of {", ".join(D_NORMS)}.')
   return kind
+
+
+class Dropout(nn.Module):
+  """Dropout whose mask for an image depends on the image's position in
+  the global batch, not on the device that holds it.
+
+  Under pmap, image i of device d is image d * B + i of the global batch;
+  its mask is drawn from the 'dropout' key folded with that index, so one
+  device and several compute the same masks.
+  """
+  rate: float
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool,
+               axis_name: Optional[str] = None) -> jax.Array:
+    if not train or self.rate == 0.0:
+      return x
+    key = self.make_rng('dropout')
+    rows = x.shape[0]
+    first = 0 if axis_name is None else jax.lax.axis_index(axis_name) * rows
+    keep = jax.vmap(lambda i: jax.random.bernoulli(
+        jax.random.fold_in(key, i), 1.0 - self.rate, x.shape[1:]))(
+            first + jnp.arange(rows))
+    return jnp.where(keep, x / (1.0 - self.rate), 0).astype(x.dtype)
 
 
 _NHWC = ('NHWC', 'HWIO', 'NHWC')
@@ -205,15 +266,21 @@ def conv4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 class Conv4x4Stride2(nn.Module):
-  """D's downsampling layer: `conv4x4_stride2` with a float32 kernel."""
+  """D's downsampling layer: `conv4x4_stride2` with a float32 kernel (and
+  a bias with use_bias)."""
   features: int
   dtype: Any = jnp.float32
+  use_bias: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.param('kernel', conv_init,
                         (4, 4, x.shape[-1], self.features), jnp.float32)
-    return conv4x4_stride2(x.astype(self.dtype), kernel.astype(self.dtype))
+    y = conv4x4_stride2(x.astype(self.dtype), kernel.astype(self.dtype))
+    if self.use_bias:
+      y = y + self.param('bias', nn.initializers.zeros, (self.features,),
+                         jnp.float32).astype(self.dtype)
+    return y
 
 
 def _phase_conv_transpose(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -282,8 +349,21 @@ class ConvTranspose4x4Stride2(nn.Module):
                                      kernel.astype(self.dtype))
 
 
+def _check_images(x: jax.Array, image_size: int, channels: int) -> None:
+  expected = (image_size, image_size, channels)
+  if x.shape[1:] != expected:
+    raise ValueError(
+        f'Discriminator expects images of shape (batch, {expected[0]}, '
+        f'{expected[1]}, {expected[2]}), got {x.shape}.')
+
+
+def _leaky_relu(x: jax.Array) -> jax.Array:
+  return nn.leaky_relu(x, negative_slope=0.2)
+
+
 class Generator(nn.Module):
-  """Maps z of shape (B, nz) to float32 images (B, S, S, C) in [-1, 1].
+  """`dcgan`'s G: maps z of shape (B, nz) to float32 images (B, S, S, C) in
+  [-1, 1].
 
   `dtype` is the computation dtype (bfloat16 for mixed precision);
   parameters are float32 either way.
@@ -296,7 +376,7 @@ class Generator(nn.Module):
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True,
                axis_name: Optional[str] = None) -> jax.Array:
-    check_architecture(self.image_size, self.channels)
+    _check_dcgan_size(self.image_size)
     base, num_up = ARCHITECTURES[self.image_size]
     features = self.ngf * 2 ** (num_up - 1)
     x = z.reshape(z.shape[0], 1, 1, z.shape[-1])
@@ -315,34 +395,257 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """Maps images (B, S, S, C) to one float32 output per image, shape (B,),
-  computing in `dtype` with float32 parameters. `norm` is one of D_NORMS:
-  without 'batch' D has no BatchNorm state."""
+  """`dcgan`'s D: maps images (B, S, S, C) to one float32 output per image,
+  shape (B,), computing in `dtype` with float32 parameters. `norm` is one
+  of D_NORMS (without 'batch' D has no BatchNorm state); `dropout` is the
+  rate after each downsampling layer's activation."""
   image_size: int = 64
   channels: int = 3
   ndf: int = 64
   dtype: Any = jnp.float32
   norm: str = 'batch'
+  dropout: float = 0.0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True,
                axis_name: Optional[str] = None) -> jax.Array:
-    check_architecture(self.image_size, self.channels)
-    expected = (self.image_size, self.image_size, self.channels)
-    if x.shape[1:] != expected:
-      raise ValueError(
-          f'Discriminator expects images of shape (batch, {expected[0]}, '
-          f'{expected[1]}, {expected[2]}), got {x.shape}.')
+    _check_dcgan_size(self.image_size)
+    _check_images(x, self.image_size, self.channels)
     base, num_down = ARCHITECTURES[self.image_size]
     for i in range(num_down):
       x = Conv4x4Stride2(self.ndf * 2**i, self.dtype, name=f'Conv_{i}')(x)
       if i > 0:  # No normalisation on D's first layer (Radford et al.).
-        x = _d_norm(self.norm, train, axis_name, self.dtype)(x)
-      x = nn.leaky_relu(x, negative_slope=0.2)
+        x = _d_norm(self.norm, x, train, axis_name, self.dtype)
+      x = Dropout(self.dropout)(_leaky_relu(x), train, axis_name)
     x = nn.Conv(1, (base, base), padding='VALID', use_bias=False,
                 kernel_init=conv_init, dtype=self.dtype,
                 name=f'Conv_{num_down}')(x)
     return x.reshape(x.shape[0]).astype(jnp.float32)
+
+
+class UpsampleGenerator(nn.Module):
+  """`dcgan_upsample`'s G: a dense projection of z to the base resolution
+  with ngf * 2^(n - 1) channels, then per doubling BatchNorm -> upsample x2
+  (`upsample`: 'nearest' or 'bilinear') -> 3x3 conv halving the channels ->
+  ReLU, then a 3x3 conv to the image channels and tanh."""
+  image_size: int = 64
+  channels: int = 3
+  ngf: int = 64
+  upsample: str = 'nearest'
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True,
+               axis_name: Optional[str] = None) -> jax.Array:
+    _check_dcgan_size(self.image_size)
+    base, num_up = ARCHITECTURES[self.image_size]
+    features = self.ngf * 2 ** (num_up - 1)
+    x = nn.Dense(base * base * features, kernel_init=conv_init,
+                 dtype=self.dtype)(z)
+    x = x.reshape(z.shape[0], base, base, features)
+    for _ in range(num_up):
+      x = _batch_norm(train, axis_name, self.dtype)(x)
+      batch, height, width, channels = x.shape
+      x = jax.image.resize(x, (batch, 2 * height, 2 * width, channels),
+                           self.upsample)
+      features //= 2
+      x = nn.relu(nn.Conv(features, (3, 3), padding=1, kernel_init=conv_init,
+                          dtype=self.dtype)(x))
+    x = nn.Conv(self.channels, (3, 3), padding=1, kernel_init=conv_init,
+                dtype=self.dtype)(x)
+    return jnp.tanh(x).astype(jnp.float32)
+
+
+class UpsampleDiscriminator(nn.Module):
+  """`dcgan_upsample`'s D: per halving a 4x4 stride-2 conv -> LeakyReLU(0.2)
+  -> dropout -> normalisation (not after the first), then flatten -> dense
+  to one output."""
+  image_size: int = 64
+  channels: int = 3
+  ndf: int = 64
+  norm: str = 'batch'
+  dropout: float = 0.0
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True,
+               axis_name: Optional[str] = None) -> jax.Array:
+    _check_dcgan_size(self.image_size)
+    _check_images(x, self.image_size, self.channels)
+    _, num_down = ARCHITECTURES[self.image_size]
+    for i in range(num_down):
+      x = Conv4x4Stride2(self.ndf * 2**i, self.dtype, use_bias=True)(x)
+      x = Dropout(self.dropout)(_leaky_relu(x), train, axis_name)
+      if i > 0:
+        x = _d_norm(self.norm, x, train, axis_name, self.dtype)
+    x = nn.Dense(1, kernel_init=conv_init, dtype=self.dtype)(
+        x.reshape(x.shape[0], -1))
+    return x.reshape(x.shape[0]).astype(jnp.float32)
+
+
+# Keras's defaults: Glorot-uniform kernels, zero biases, BatchNorm momentum
+# 0.99 and epsilon 1e-3 with scale 1.
+_keras_init = nn.initializers.glorot_uniform()
+
+
+class KerasGenerator(nn.Module):
+  """`keras_dcgan`'s G: Dense(base * base * 2 ngf) -> reshape -> BatchNorm
+  -> ConvTranspose(ngf, 5x5, stride 2, same, SELU) -> BatchNorm ->
+  ConvTranspose(channels, 5x5, stride 2, same) -> tanh; base = size / 4."""
+  image_size: int = 28
+  channels: int = 1
+  ngf: int = 64
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True,
+               axis_name: Optional[str] = None) -> jax.Array:
+    _check_multiple_of_4(self.image_size)
+    base = self.image_size // 4
+    batch_norm = functools.partial(
+        _batch_norm, train, axis_name, self.dtype, momentum=0.99,
+        epsilon=1e-3, scale_init=nn.initializers.ones)
+    x = nn.Dense(base * base * 2 * self.ngf, kernel_init=_keras_init,
+                 dtype=self.dtype)(z)
+    x = batch_norm()(x.reshape(z.shape[0], base, base, 2 * self.ngf))
+    x = nn.selu(nn.ConvTranspose(self.ngf, (5, 5), (2, 2), padding='SAME',
+                                 kernel_init=_keras_init, dtype=self.dtype)(x))
+    x = nn.ConvTranspose(self.channels, (5, 5), (2, 2), padding='SAME',
+                         kernel_init=_keras_init,
+                         dtype=self.dtype)(batch_norm()(x))
+    return jnp.tanh(x).astype(jnp.float32)
+
+
+KERAS_D_DROPOUT = (0.3, 0.4)
+
+
+class KerasDiscriminator(nn.Module):
+  """`keras_dcgan`'s D: Conv(ndf, 5x5, stride 2, same) -> LeakyReLU(0.2) ->
+  Dropout(0.3) -> Conv(2 ndf, 5x5, stride 2, same) -> [norm] ->
+  LeakyReLU(0.2) -> Dropout(0.4) -> flatten -> Dense(1)."""
+  image_size: int = 28
+  channels: int = 1
+  ndf: int = 64
+  norm: str = 'none'
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True,
+               axis_name: Optional[str] = None) -> jax.Array:
+    _check_multiple_of_4(self.image_size)
+    _check_images(x, self.image_size, self.channels)
+    for i, rate in enumerate(KERAS_D_DROPOUT):
+      x = nn.Conv(self.ndf * 2**i, (5, 5), (2, 2), padding='SAME',
+                  kernel_init=_keras_init, dtype=self.dtype)(x)
+      if i > 0:
+        x = _d_norm(self.norm, x, train, axis_name, self.dtype)
+      x = Dropout(rate)(_leaky_relu(x), train, axis_name)
+    x = nn.Dense(1, kernel_init=_keras_init, dtype=self.dtype)(
+        x.reshape(x.shape[0], -1))
+    return x.reshape(x.shape[0]).astype(jnp.float32)
+
+
+def _linear(features: int, x: jax.Array, dtype: Any) -> jax.Array:
+  """PyTorch's nn.Linear as initialised there: weights and bias
+  U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  bound = 1.0 / math.sqrt(x.shape[-1])
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return nn.Dense(features, kernel_init=init, bias_init=init, dtype=dtype)(x)
+
+
+class MLPGenerator(nn.Module):
+  """`mlp`'s G: Linear(2 ngf) -> LeakyReLU(0.2) -> BatchNorm -> Linear(4 ngf)
+  -> BatchNorm -> LeakyReLU -> Linear(8 ngf) -> BatchNorm -> LeakyReLU ->
+  Linear(S * S * C) -> tanh, reshaped to images (the seed's layer order)."""
+  image_size: int = 28
+  channels: int = 1
+  ngf: int = 64
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True,
+               axis_name: Optional[str] = None) -> jax.Array:
+    batch_norm = functools.partial(_batch_norm, train, axis_name, self.dtype,
+                                   scale_init=nn.initializers.ones)
+    x = batch_norm()(_leaky_relu(_linear(2 * self.ngf, z, self.dtype)))
+    for width in (4 * self.ngf, 8 * self.ngf):
+      x = _leaky_relu(batch_norm()(_linear(width, x, self.dtype)))
+    shape = (self.image_size, self.image_size, self.channels)
+    x = _linear(math.prod(shape), x, self.dtype)
+    return jnp.tanh(x).reshape(z.shape[0], *shape).astype(jnp.float32)
+
+
+class MLPDiscriminator(nn.Module):
+  """`mlp`'s D: flatten -> Linear(8 ndf) -> LeakyReLU(0.2) -> [dropout] ->
+  Linear(4 ndf) -> [norm] -> LeakyReLU -> [dropout] -> Linear(1)."""
+  image_size: int = 28
+  channels: int = 1
+  ndf: int = 64
+  norm: str = 'none'
+  dropout: float = 0.0
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True,
+               axis_name: Optional[str] = None) -> jax.Array:
+    _check_images(x, self.image_size, self.channels)
+    x = x.reshape(x.shape[0], -1)
+    for i, width in enumerate((8 * self.ndf, 4 * self.ndf)):
+      x = _linear(width, x, self.dtype)
+      if i > 0:
+        x = _d_norm(self.norm, x, train, axis_name, self.dtype)
+      x = Dropout(self.dropout)(_leaky_relu(x), train, axis_name)
+    return _linear(1, x, self.dtype).reshape(x.shape[0]).astype(jnp.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+  """A registered architecture.
+
+  Attributes:
+    build: (model config, {'image_size', 'channels', 'dtype'}) -> (G, D).
+    check_size: raises ValueError for an image size it cannot build.
+    fixed_d_dropout: D's dropout is part of the architecture, and
+      `model.d_dropout` does not apply.
+  """
+  build: Callable[[Any, dict[str, Any]], tuple[nn.Module, nn.Module]]
+  check_size: Callable[[int], None]
+  fixed_d_dropout: bool = False
+
+
+MODELS = {
+    'dcgan': Model(
+        lambda m, shape: (
+            Generator(**shape, ngf=m.ngf),
+            Discriminator(**shape, ndf=m.ndf, norm=m.d_norm,
+                          dropout=m.d_dropout)),
+        _check_dcgan_size),
+    'dcgan_upsample': Model(
+        lambda m, shape: (
+            UpsampleGenerator(**shape, ngf=m.ngf, upsample=m.upsample),
+            UpsampleDiscriminator(**shape, ndf=m.ndf, norm=m.d_norm,
+                                  dropout=m.d_dropout)),
+        _check_dcgan_size),
+    'keras_dcgan': Model(
+        lambda m, shape: (
+            KerasGenerator(**shape, ngf=m.ngf),
+            KerasDiscriminator(**shape, ndf=m.ndf, norm=m.d_norm)),
+        _check_multiple_of_4, fixed_d_dropout=True),
+    'mlp': Model(
+        lambda m, shape: (
+            MLPGenerator(**shape, ngf=m.ngf),
+            MLPDiscriminator(**shape, ndf=m.ndf, norm=m.d_norm,
+                             dropout=m.d_dropout)),
+        lambda size: None),
+}
+UPSAMPLING = ('nearest', 'bilinear')
+# Model keys added after runs were saved without them, and the values
+# those runs had.
+MODEL_DEFAULTS = {'name': 'dcgan', 'd_norm': 'batch', 'd_dropout': 0.0,
+                  'upsample': 'nearest'}
 
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
@@ -361,26 +664,61 @@ def compute_dtype(config: Any) -> Any:
   return DTYPES[name]
 
 
-def create_models(config: Any) -> tuple[Generator, Discriminator]:
-  """Builds G and D from a config's `data` and `model` fields and `dtype`.
+def model_config(config: Any) -> Any:
+  """config.model with MODEL_DEFAULTS for absent keys, checked.
 
   Raises:
-    ValueError: for an unsupported shape, dtype or D normalisation.
+    ValueError: naming the config key and its known values, for an
+      unknown model, normalisation or upsampling, a dropout rate outside
+      [0, 1), or dropout on a model whose D has its own.
   """
-  image_size, channels = config.data.image_size, config.data.channels
-  check_architecture(image_size, channels)
-  dtype = compute_dtype(config)
-  d_norm = d_norm_of(config)
-  return (Generator(image_size=image_size, channels=channels,
-                    ngf=config.model.ngf, dtype=dtype),
-          Discriminator(image_size=image_size, channels=channels,
-                        ndf=config.model.ndf, dtype=dtype, norm=d_norm))
+  values = {**MODEL_DEFAULTS, **config.model}
+  name = values['name']
+  if name not in MODELS:
+    raise ValueError(f'config.model.name={name!r} is not known; choose one '
+                     f'of {", ".join(MODELS)}.')
+  check_d_norm(values['d_norm'])
+  if values['upsample'] not in UPSAMPLING:
+    raise ValueError(f'config.model.upsample={values["upsample"]!r} is not '
+                     f'known; choose one of {", ".join(UPSAMPLING)}.')
+  if not 0.0 <= values['d_dropout'] < 1.0:
+    raise ValueError(f'config.model.d_dropout={values["d_dropout"]} must be '
+                     'in [0, 1).')
+  if values['d_dropout'] and MODELS[name].fixed_d_dropout:
+    raise ValueError(f'config.model.d_dropout={values["d_dropout"]}: '
+                     f'{name}\'s D has its own dropout rates; the key '
+                     'applies to the other models.')
+  return type(config.model)(values)
 
 
-def d_norm_of(config: Any) -> str:
-  """config.model.d_norm ('batch' if absent, as in runs that predate it).
+def check_shape(config: Any) -> None:
+  """Raises ValueError naming the supported values for a data shape the
+  config's model cannot build."""
+  channels = config.data.channels
+  if channels not in SUPPORTED_CHANNELS:
+    raise ValueError(
+        f'channels={channels} is not supported; supported channel counts: '
+        f'{", ".join(map(str, SUPPORTED_CHANNELS))}.')
+  MODELS[model_config(config).name].check_size(config.data.image_size)
+
+
+def create_models(config: Any) -> tuple[nn.Module, nn.Module]:
+  """Builds config.model.name's G and D from the config's `data` and
+  `model` fields and `dtype`.
 
   Raises:
-    ValueError: naming the key and the known values.
+    ValueError: for an unknown model, an unsupported shape or dtype, or a
+      bad model key.
   """
-  return check_d_norm(config.model.get('d_norm', 'batch'))
+  check_shape(config)
+  model = model_config(config)
+  return MODELS[model.name].build(
+      model, {'image_size': config.data.image_size,
+              'channels': config.data.channels,
+              'dtype': compute_dtype(config)})
+
+
+def d_uses_batch_norm(config: Any) -> bool:
+  """Whether the config's D has BatchNorm (every model's D normalises as
+  config.model.d_norm says)."""
+  return model_config(config).d_norm == 'batch'

@@ -7,12 +7,15 @@ that axis, and each device takes its own slice of one global draw of z, so a
 run's numbers do not depend on how many devices share the global batch.
 
 How the steps train (objective, gradient penalty, label smoothing, D updates
-per G update, unrolling, EMA) is a `Recipe`, a static argument: jit or pmap
-a step with it bound, e.g. `functools.partial(train_step, recipe=recipe)`.
+per G update, unrolling, EMA, joint real+fake batches) is a `Recipe`, a
+static argument: jit or pmap a step with it bound, e.g.
+`functools.partial(train_step, recipe=recipe)`. The networks are any pair
+meeting the contract in `models`.
 
 The rng passed to a step is a run's base key: each D update folds in D's
-step number and each G update G's, so a resumed run draws the same numbers
-as an uninterrupted one.
+step number and each G update G's (for z, the gradient penalty's weights
+and dropout masks), so a resumed run draws the same numbers as an
+uninterrupted one.
 """
 
 import dataclasses
@@ -22,12 +25,12 @@ import flax
 from flax import linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 from flax.training import train_state
 from jax import lax
 
 from dcgan_jax import losses
 from dcgan_jax import models
+from dcgan_jax import optimizers
 
 Metrics = dict[str, jax.Array]
 
@@ -53,6 +56,8 @@ class Recipe:
       differentiable D updates (Metz et al. 2017); 0 = off.
     ema_decay: decay of the exponential moving average of G's weights and
       BatchNorm statistics, updated after each G update; 0 = off.
+    d_joint_batch: D's update passes real and fake images through D as one
+      batch (one set of BatchNorm statistics), not as two.
   """
   objective: str = 'non_saturating'
   gp_weight: float = 10.0
@@ -60,6 +65,7 @@ class Recipe:
   n_critic: int = 1
   unroll_steps: int = 0
   ema_decay: float = 0.0
+  d_joint_batch: bool = False
 
   def __post_init__(self):
     objective = losses.get_objective(self.objective)
@@ -88,9 +94,14 @@ class Recipe:
     return losses.OBJECTIVES[self.objective]
 
   @classmethod
-  def from_config(cls, config: Any) -> 'Recipe':
+  def from_config(cls, config: Any, check_model: bool = True) -> 'Recipe':
     """The recipe of a config (absent keys: the defaults, as in runs that
     predate them).
+
+    Args:
+      config: the run's config.
+      check_model: also check that the config's model suits the recipe
+        (False where the networks are not the config's).
 
     Raises:
       ValueError: naming the config key whose value is wrong, including a
@@ -100,8 +111,8 @@ class Recipe:
     recipe = cls(**{field.name: config.get(field.name,
                                            getattr(defaults, field.name))
                     for field in dataclasses.fields(cls)})
-    if (recipe.objective_fns.gradient_penalty and
-        models.d_norm_of(config) == 'batch'):
+    if (check_model and recipe.objective_fns.gradient_penalty and
+        models.d_uses_batch_norm(config)):
       raise ValueError(_PENALTY_WITH_BATCH_NORM.format(recipe.objective))
     return recipe
 
@@ -124,23 +135,21 @@ def create_train_states(
     config: Any, rng: jax.Array,
     networks: Optional[tuple[nn.Module, nn.Module]] = None
 ) -> tuple[GeneratorState, TrainState]:
-  """Initialises G and D and their Adam optimizers from a config.
+  """Initialises G and D and their optimizers from a config.
 
   Args:
-    config: uses `model.nz`, `optim.lr_g`, `optim.lr_d`, `optim.b1`,
-      `optim.b2` and the `Recipe` keys (`ema_decay` adds EMA weights,
-      starting from G's initial ones); without `networks` also
-      `data.image_size`, `data.channels`, `model.ngf`, `model.ndf`,
-      `model.d_norm` and `dtype`.
+    config: uses `model.nz`, the `optim` keys (`optimizers`) and the
+      `Recipe` keys (`ema_decay` adds EMA weights, starting from G's
+      initial ones); without `networks` also `data.image_size`,
+      `data.channels`, the `model` keys and `dtype`.
     rng: key for the initial parameters.
-    networks: (G, D) modules to use instead of the config's DCGAN. G maps
-      z (B, nz) to samples, D samples to one output per sample; both take
-      `train` and `axis_name` as the DCGAN modules do.
+    networks: your own (G, D) flax modules, in place of the config's
+      model; they meet the contract in `models`' docstring.
 
   Returns:
     (g_state, d_state), each at step 0.
   """
-  recipe = Recipe.from_config(config)
+  recipe = Recipe.from_config(config, check_model=networks is None)
   generator, discriminator = networks or models.create_models(config)
   g_rng, d_rng = jax.random.split(rng)
   g_vars = generator.init(g_rng, jnp.zeros((2, config.model.nz)), train=False)
@@ -149,20 +158,18 @@ def create_train_states(
   d_vars = discriminator.init(d_rng, jnp.zeros_like(samples), train=False)
   if recipe.objective_fns.gradient_penalty and 'batch_stats' in d_vars:
     raise ValueError(_PENALTY_WITH_BATCH_NORM.format(recipe.objective))
-  optim = config.optim
   g_state = GeneratorState.create(
       apply_fn=generator.apply, params=g_vars['params'],
       batch_stats=g_vars.get('batch_stats'), nz=config.model.nz,
-      tx=optax.adam(optim.lr_g, b1=optim.b1, b2=optim.b2))
+      tx=optimizers.create_optimizer(config, config.optim.lr_g))
   if recipe.ema_decay:
     g_state = start_ema(g_state)
   d_state = TrainState.create(
       apply_fn=discriminator.apply, params=d_vars['params'],
       batch_stats=d_vars.get('batch_stats'),
-      tx=optax.adam(optim.lr_d, b1=optim.b1, b2=optim.b2,
-                    # Unrolling differentiates D's update: a square root at
-                    # 0 (a gradient entry that has only been 0) has none.
-                    eps_root=1e-16 if recipe.unroll_steps else 0.0))
+      # Unrolling differentiates D's update.
+      tx=optimizers.create_optimizer(config, config.optim.lr_d,
+                                     differentiable=recipe.unroll_steps > 0))
   return g_state, d_state
 
 
@@ -201,10 +208,19 @@ def _step_z(g_state: GeneratorState, step: jax.Array, rng: jax.Array,
                   axis_name)
 
 
+# A step's random draws other than z (drawn from the run's key folded with
+# the step number): each from that key folded with its stream number.
+_PENALTY, _D_UPDATE_DROPOUT, _G_UPDATE_DROPOUT, _G_DROPOUT = 1, 2, 3, 4
+
+
+def _stream_key(rng: jax.Array, step: jax.Array, stream: int) -> jax.Array:
+  return jax.random.fold_in(jax.random.fold_in(rng, step), stream)
+
+
 def _penalty_weights(step: jax.Array, rng: jax.Array, batch_size: int,
                      axis_name: Optional[str]) -> jax.Array:
   """The gradient penalty's interpolation weights of a step, U[0, 1)."""
-  key = jax.random.fold_in(jax.random.fold_in(rng, step), 1)
+  key = _stream_key(rng, step, _PENALTY)
   return _device_slice(lambda rows: jax.random.uniform(key, (rows,)),
                        batch_size, axis_name)
 
@@ -216,19 +232,21 @@ def _variables(params: Any, batch_stats: Any) -> dict[str, Any]:
 
 
 def _apply_training(state: TrainState, params: Any, batch_stats: Any,
-                    x: jax.Array, axis_name: Optional[str]
-                    ) -> tuple[jax.Array, Any]:
+                    x: jax.Array, axis_name: Optional[str],
+                    dropout_key: jax.Array) -> tuple[jax.Array, Any]:
   """A network in training mode: (output, updated batch_stats or None)."""
+  rngs = {'dropout': dropout_key}
   if batch_stats is None:
     return state.apply_fn({'params': params}, x, train=True,
-                          axis_name=axis_name), None
+                          axis_name=axis_name, rngs=rngs), None
   out, updates = state.apply_fn(_variables(params, batch_stats), x,
-                                train=True, axis_name=axis_name,
+                                train=True, axis_name=axis_name, rngs=rngs,
                                 mutable=['batch_stats'])
   return out, updates['batch_stats']
 
 
-def _generate(g_state: GeneratorState, z: jax.Array, axis_name: Optional[str]
+def _generate(g_state: GeneratorState, z: jax.Array, axis_name: Optional[str],
+              dropout_key: jax.Array
               ) -> tuple[jax.Array, Callable[[jax.Array], Any], Any]:
   """G(z) in training mode, with its pullback to G's parameters.
 
@@ -238,7 +256,7 @@ def _generate(g_state: GeneratorState, z: jax.Array, axis_name: Optional[str]
   """
   def apply(params):
     return _apply_training(g_state, params, g_state.batch_stats, z,
-                           axis_name)
+                           axis_name, dropout_key)
   fake, g_vjp, batch_stats = jax.vjp(apply, g_state.params, has_aux=True)
   return fake, g_vjp, batch_stats
 
@@ -263,30 +281,53 @@ def _output_metrics(objective: losses.Objective, **outputs: jax.Array
   return {f'critic_{k}': jnp.mean(v) for k, v in outputs.items()}
 
 
+def _score(apply: Callable[[Any, jax.Array], tuple[jax.Array, Any]],
+           batch_stats: Any, real: jax.Array, fake: jax.Array, joint: bool
+           ) -> tuple[jax.Array, jax.Array, Any]:
+  """D's outputs for real and fake images: (real_out, fake_out, updated
+  batch_stats), from apply(batch_stats, images).
+
+  Separately, or with `joint` as one batch. The joint batch interleaves
+  them: image i of the global batch then has the same place whatever the
+  device count, and so the same dropout mask.
+  """
+  if joint:
+    images = jnp.stack([real, fake], axis=1).reshape(-1, *real.shape[1:])
+    out, batch_stats = apply(batch_stats, images)
+    real_out, fake_out = out.reshape(-1, 2).T
+    return real_out, fake_out, batch_stats
+  real_out, batch_stats = apply(batch_stats, real)
+  fake_out, batch_stats = apply(batch_stats, fake)
+  return real_out, fake_out, batch_stats
+
+
 def _d_update(d_state: TrainState, real: jax.Array, fake: jax.Array,
               penalty_weights: Optional[jax.Array], recipe: Recipe,
-              axis_name: Optional[str]) -> tuple[TrainState, Metrics]:
+              axis_name: Optional[str], dropout_key: jax.Array
+              ) -> tuple[TrainState, Metrics]:
   """One optimizer step on D's loss for a real and a fake batch.
 
   The two batches go through D separately, so each has its own BatchNorm
-  statistics, as in the reference implementation. Differentiable in all
-  its inputs, so that unrolling can differentiate through it.
+  statistics, as in the reference implementation; with
+  recipe.d_joint_batch as one batch. Differentiable in all its inputs, so
+  that unrolling can differentiate through it.
   """
   objective = recipe.objective_fns
 
   def loss_fn(params):
-    real_out, batch_stats = _apply_training(d_state, params,
-                                            d_state.batch_stats, real,
-                                            axis_name)
-    fake_out, batch_stats = _apply_training(d_state, params, batch_stats,
-                                            fake, axis_name)
+    passes = iter(range(3))  # A dropout key per pass through D.
+
+    def apply(batch_stats, x):
+      return _apply_training(d_state, params, batch_stats, x, axis_name,
+                             jax.random.fold_in(dropout_key, next(passes)))
+
+    real_out, fake_out, batch_stats = _score(
+        apply, d_state.batch_stats, real, fake, recipe.d_joint_batch)
     loss = objective.d_loss(real_out, fake_out, recipe.label_smoothing)
     metrics = _output_metrics(objective, real=real_out, fake=fake_out)
     if objective.gradient_penalty:
       penalty, grad_norm = losses.gradient_penalty(
-          lambda x: _apply_training(d_state, params, batch_stats, x,
-                                    axis_name)[0],
-          real, fake, penalty_weights)
+          lambda x: apply(batch_stats, x)[0], real, fake, penalty_weights)
       loss = loss + recipe.gp_weight * penalty
       metrics.update(wasserstein=jnp.mean(real_out) - jnp.mean(fake_out),
                      gradient_penalty=penalty, grad_norm=grad_norm)
@@ -315,21 +356,34 @@ def _update_ema(g_state: GeneratorState, decay: float) -> GeneratorState:
 def _g_update(g_state: GeneratorState, d_state: TrainState, fake: jax.Array,
               g_vjp: Callable[[jax.Array], Any], g_batch_stats: Any,
               real: Optional[jax.Array], penalty_weights: Optional[jax.Array],
-              recipe: Recipe, axis_name: Optional[str]
+              recipe: Recipe, axis_name: Optional[str], rng: jax.Array
               ) -> tuple[GeneratorState, Metrics]:
   """One optimizer step on G's loss through the given D (advanced by
-  recipe.unroll_steps differentiable updates on real and these fakes)."""
+  recipe.unroll_steps differentiable updates on real and these fakes).
+
+  With recipe.d_joint_batch and BatchNorm in D, D scores G's images in a
+  joint batch with the real ones, as it was trained: scored alone, they
+  would be normalised by statistics D never saw in training, and G learns
+  little.
+  """
   objective = recipe.objective_fns
+  dropout_key = _stream_key(rng, g_state.step, _G_UPDATE_DROPOUT)
 
   def loss_fn(fake):
     scorer = d_state
-    for _ in range(recipe.unroll_steps):
+    for i in range(recipe.unroll_steps):
       scorer, _ = _d_update(scorer, real, fake, penalty_weights, recipe,
-                            axis_name)
+                            axis_name, jax.random.fold_in(dropout_key, i + 1))
     # D's BatchNorm statistics from this pass are not kept: D runs only in
     # training mode, so its running averages never affect training.
-    out, _ = _apply_training(scorer, scorer.params, scorer.batch_stats, fake,
-                             axis_name)
+    def apply(batch_stats, x):
+      return _apply_training(scorer, scorer.params, batch_stats, x, axis_name,
+                             jax.random.fold_in(dropout_key, 0))
+
+    if recipe.d_joint_batch and scorer.batch_stats is not None:
+      _, out, _ = _score(apply, scorer.batch_stats, real, fake, joint=True)
+    else:
+      out, _ = apply(scorer.batch_stats, fake)
     return objective.g_loss(out), out
 
   (loss, out), fake_grad = jax.value_and_grad(loss_fn, has_aux=True)(fake)
@@ -355,12 +409,15 @@ def _d_update_on_fresh_fakes(
     updated batch_stats, the penalty weights) for a G update to reuse).
   """
   batch_size = real.shape[0]
-  z = _step_z(g_state, d_state.step, rng, batch_size, axis_name)
-  fake, g_vjp, g_batch_stats = _generate(g_state, z, axis_name)
-  weights = (_penalty_weights(d_state.step, rng, batch_size, axis_name)
+  step = d_state.step
+  z = _step_z(g_state, step, rng, batch_size, axis_name)
+  fake, g_vjp, g_batch_stats = _generate(g_state, z, axis_name,
+                                         _stream_key(rng, step, _G_DROPOUT))
+  weights = (_penalty_weights(step, rng, batch_size, axis_name)
              if recipe.objective_fns.gradient_penalty else None)
-  new_d_state, metrics = _d_update(d_state, real, lax.stop_gradient(fake),
-                                   weights, recipe, axis_name)
+  new_d_state, metrics = _d_update(
+      d_state, real, lax.stop_gradient(fake), weights, recipe, axis_name,
+      _stream_key(rng, step, _D_UPDATE_DROPOUT))
   return new_d_state, metrics, (fake, g_vjp, g_batch_stats, weights)
 
 
@@ -402,22 +459,27 @@ def g_step(g_state: GeneratorState, d_state: TrainState, rng: jax.Array,
     batch_size: this device's number of fake images (static under jit).
     axis_name: the pmap axis, or None under jit.
     recipe: the objective and its settings.
-    real: real images (batch_size, H, W, C) for the unrolled D updates;
-      needed only when recipe.unroll_steps > 0.
+    real: real images (batch_size, H, W, C) for the unrolled D updates
+      and the joint batch; needed only when recipe.unroll_steps > 0, or
+      with recipe.d_joint_batch and BatchNorm in D.
 
   Returns:
     (new g_state, metrics: g_loss and d_fake_after = mean D(G(z)), or
     critic_fake_after where D is a critic).
   """
-  if recipe.unroll_steps and real is None:
-    raise ValueError('g_step with unroll_steps > 0 needs `real` images for '
-                     "the unrolled D updates.")
-  z = _step_z(g_state, g_state.step, rng, batch_size, axis_name)
-  fake, g_vjp, g_batch_stats = _generate(g_state, z, axis_name)
-  weights = (_penalty_weights(g_state.step, rng, batch_size, axis_name)
+  if real is None and (recipe.unroll_steps or (
+      recipe.d_joint_batch and d_state.batch_stats is not None)):
+    raise ValueError('g_step with unroll_steps > 0, or with d_joint_batch '
+                     'and BatchNorm in D, needs `real` images for the '
+                     'unrolled D updates or the joint batch.')
+  step = g_state.step
+  z = _step_z(g_state, step, rng, batch_size, axis_name)
+  fake, g_vjp, g_batch_stats = _generate(g_state, z, axis_name,
+                                         _stream_key(rng, step, _G_DROPOUT))
+  weights = (_penalty_weights(step, rng, batch_size, axis_name)
              if recipe.objective_fns.gradient_penalty else None)
   return _g_update(g_state, d_state, fake, g_vjp, g_batch_stats, real,
-                   weights, recipe, axis_name)
+                   weights, recipe, axis_name, rng)
 
 
 def _critic_batches(batch: jax.Array, n_critic: int) -> list[jax.Array]:
@@ -465,5 +527,5 @@ def train_step(g_state: GeneratorState, d_state: TrainState, batch: jax.Array,
   d_metrics = jax.tree.map(lambda *values: jnp.mean(jnp.stack(values)),
                            *d_metrics)
   g_state, g_metrics = _g_update(g_state, d_state, fake, g_vjp, g_batch_stats,
-                                 real, weights, recipe, axis_name)
+                                 real, weights, recipe, axis_name, rng)
   return g_state, d_state, {**d_metrics, **g_metrics}

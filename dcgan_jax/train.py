@@ -32,6 +32,7 @@ from dcgan_jax import hosts
 from dcgan_jax import images
 from dcgan_jax import input_pipeline
 from dcgan_jax import models
+from dcgan_jax import optimizers
 from dcgan_jax import paths
 from dcgan_jax import plots
 from dcgan_jax import steps
@@ -58,9 +59,11 @@ def steps_per_epoch(config: Any, num_examples: int) -> int:
 
 def _validate(config: Any) -> None:
   """Fails on bad config values before any data is read or code compiled."""
-  models.check_architecture(config.data.image_size, config.data.channels)
+  models.check_shape(config)
   models.compute_dtype(config)
-  steps.Recipe.from_config(config)
+  recipe = steps.Recipe.from_config(config)
+  optimizers.create_optimizer(config, config.optim.lr_d,
+                              differentiable=recipe.unroll_steps > 0)
   input_pipeline.local_batch_layout(config.batch_size)
   for key in ('log_every_steps', 'sample_every_steps',
               'checkpoint_every_steps'):

@@ -108,6 +108,9 @@ def test_labeled_folder_splits_by_class(tmp_path):
 
 def test_training_evaluates_keeps_the_best_and_plots(tmp_path):
   config = _eval_config(tmp_path)
+  # A model other than the default, with dropout in D: evaluation, the
+  # best slot and the CLI rebuild it from the saved config.
+  config.model.update(name='keras_dcgan', d_norm='none')
   workdir = str(tmp_path / 'run')
   # The classifier comes from its own command, and the run reuses it.
   result = subprocess.run(
@@ -242,6 +245,7 @@ def test_history_keeps_the_latest_value_per_step(tmp_path):
 
 def test_ema_run_evaluates_the_averages_and_the_trained_weights(tmp_path):
   config = _eval_config(tmp_path, metrics='classifier_fd')
+  config.model.update(name='mlp', d_norm='none')
   config.ema_decay = 0.5
   config.eval.raw_weights = True
   workdir = str(tmp_path / 'run')

@@ -230,11 +230,14 @@ def test_resume_refuses_a_config_that_changes_the_model(tmp_path):
                   for d, _, files in os.walk(ckpt_dir) for f in files)
   config = _config(num_train_steps=4)
   config.model.ngf = 16
+  config.model.name = 'dcgan_upsample'
   config.data.image_size = 32
   config.objective = 'hinge'
+  config.optim.name = 'rmsprop'
   with pytest.raises(ValueError, match=r'data.image_size: 28 -> 32, '
+                     r"model.name: 'dcgan' -> 'dcgan_upsample', "
                      r"model.ngf: 8 -> 16, objective: 'non_saturating' -> "
-                     r"'hinge'"):
+                     r"'hinge', optim.name: 'adam' -> 'rmsprop'"):
     train.train_and_evaluate(config, workdir)
   after = sorted((d, os.path.getmtime(os.path.join(d, f)))
                  for d, _, files in os.walk(ckpt_dir) for f in files)

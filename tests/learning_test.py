@@ -52,7 +52,8 @@ def _train(config, batches: Iterator[np.ndarray], num_steps: int,
     per-step D(x) - D(G(z))).
   """
   g_state, d_state = steps.create_train_states(config, jax.random.key(0))
-  step = jax.jit(steps.train_step)
+  step = jax.jit(functools.partial(
+      steps.train_step, recipe=steps.Recipe.from_config(config)))
   generate = jax.jit(steps.generate)
   rng = jax.random.key(1)
   z = jax.random.normal(jax.random.key(2), (len(held_out), config.model.nz))
@@ -84,6 +85,30 @@ def test_short_training_on_synthetic_disks_learns():
   # G's images moved toward the data: pixel histogram and mean image.
   assert hist_end < 0.4 * hist_start, (hist_start, hist_end)
   assert mean_end < 0.2 * mean_start, (mean_start, mean_end)
+
+
+@pytest.mark.parametrize('name,num_steps,overrides', [
+    ('dcgan_upsample', 150, {'model': {'d_dropout': 0.3},
+                             'd_joint_batch': True}),
+    ('keras_dcgan', 150, {'model': {'d_norm': 'none'}, 'd_joint_batch': True,
+                          'optim': {'name': 'rmsprop', 'lr_g': 1e-3,
+                                    'lr_d': 1e-3, 'eps': 1e-7}}),
+    ('mlp', 300, {'model': {'d_norm': 'none'}}),
+])
+def test_every_model_learns_disks(name, num_steps, overrides):
+  """Each model with its seed's recipe, 16 wide: fewer steps than the
+  disks test above, so the bar is lower."""
+  config = tiny_config(batch_size=64, width=16, nz=32)
+  config.model.name = name
+  config.update(overrides)
+  data_rng = np.random.default_rng(0)
+  held_out = _disks(data_rng, 512)
+  batches = (_disks(data_rng, config.batch_size) for _ in range(num_steps))
+  (hist_start, mean_start), (hist_end, mean_end), margins = _train(
+      config, batches, num_steps, held_out)
+  assert max(margins) > 0.3, max(margins)
+  assert hist_end < 0.5 * hist_start, (hist_start, hist_end)
+  assert mean_end < 0.3 * mean_start, (mean_start, mean_end)
 
 
 @pytest.mark.slow

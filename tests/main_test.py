@@ -33,7 +33,8 @@ def _load_config(name):
 def test_every_config_is_covered():
   assert set(CONFIGS) == {'default', 'celeba', 'mnist', 'fashion_mnist',
                           'kmnist', 'cifar10', 'mnist_wgan_gp',
-                          'mnist_unrolled', 'test'}
+                          'mnist_unrolled', 'kmnist_mlp',
+                          'fashion_mnist_keras', 'mnist_upsample', 'test'}
 
 
 REQUIRED_KEYS = (
@@ -51,11 +52,15 @@ def test_config_has_every_documented_key(name):
     for part in key.split('.'):
       assert part in value, f'configs/{name}.py lacks {key}'
       value = value[part]
-  # The DCGAN recipe's Adam, except where a config follows another paper.
-  expected = (1e-4, 0.0, 0.9) if name == 'mnist_wgan_gp' else (2e-4, 0.5,
-                                                               0.999)
-  assert (config.optim.lr_g, config.optim.b1, config.optim.b2) == expected
-  steps.Recipe.from_config(config)  # Valid.
+  # The DCGAN recipe's Adam, except where a config follows another recipe.
+  if config.optim.name == 'rmsprop':  # Keras's defaults.
+    assert (config.optim.lr_g, config.optim.rho, config.optim.eps) == (
+        1e-3, 0.9, 1e-7)
+  else:
+    expected = (1e-4, 0.0, 0.9) if name == 'mnist_wgan_gp' else (2e-4, 0.5,
+                                                                 0.999)
+    assert (config.optim.lr_g, config.optim.b1, config.optim.b2) == expected
+  train._validate(config)  # pylint: disable=protected-access
 
 
 @pytest.mark.parametrize('name', CONFIGS)
@@ -155,7 +160,8 @@ def test_readme_snippet_runs_as_written():
   with open(os.path.join(REPO, 'README.md')) as f:
     readme = f.read()
   section = readme.split('## Using the steps in your own code', 1)[1]
-  code = re.search(r'```python\n(.*?)```', section, re.S).group(1)
+  section = section.split('\n## ', 1)[0]
+  code = '\n'.join(re.findall(r'```python\n(.*?)```', section, re.S))
   exec(compile(code, 'README.md', 'exec'), {'__name__': 'readme'})  # pylint: disable=exec-used
 
 
@@ -172,7 +178,11 @@ def test_models_steps_sampling_and_evaluation_import_without_tensorflow():
 
 @pytest.mark.parametrize('recipe', [
     {}, {'objective': 'wgan_gp', 'n_critic': 2, 'ema_decay': 0.9,
-         'model': {'d_norm': 'layer'}}])
+         'model': {'d_norm': 'layer'}},
+    # D with dropout: its masks come from the step like z.
+    {'model': {'name': 'keras_dcgan', 'd_norm': 'none'},
+     'optim': {'name': 'rmsprop', 'lr_g': 1e-3, 'lr_d': 1e-3},
+     'd_joint_batch': True}])
 def test_resumed_run_ends_where_an_uninterrupted_run_does(tmp_path, recipe):
   """Same batches, same z, same optimizer state: bit-identical parameters."""
   write_image_folder(str(tmp_path / 'images'), count=24)

@@ -18,8 +18,9 @@ def _count(tree) -> int:
   return sum(x.size for x in jax.tree.leaves(tree))
 
 
-@pytest.mark.parametrize('channels', [1, 3])
-@pytest.mark.parametrize('image_size', [28, 32, 64, 128])
+# Every supported shape builds: test_every_model_builds_every_supported_shape.
+@pytest.mark.parametrize('image_size,channels', [(28, 1), (32, 3), (64, 3),
+                                                 (128, 1)])
 def test_shapes_and_ranges(image_size, channels):
   config = tiny_config(image_size, channels)
   g_state, d_state = steps.create_train_states(config, jax.random.key(0))
@@ -95,6 +96,132 @@ def test_discriminator_rejects_wrong_image_shape():
   d = models.Discriminator(image_size=32, channels=3, ndf=8)
   with pytest.raises(ValueError, match=r'\(batch, 32, 32, 3\)'):
     d.init(jax.random.key(0), jnp.zeros((2, 28, 28, 1)), train=False)
+
+
+def _model_config(name, image_size=28, channels=1, width=8, nz=16, **model):
+  config = tiny_config(image_size, channels, width=width, nz=nz)
+  config.model.update({'name': name, **model})
+  return config
+
+
+def _shapes(config):
+  """(g_state, d_state) as shapes: parameter counts without computing."""
+  return jax.eval_shape(
+      lambda: steps.create_train_states(config, jax.random.key(0)))
+
+
+def test_seed_architectures_have_the_seeds_parameter_counts():
+  # The Keras DCGAN's model summary: G 413,825 trainable + 384 BatchNorm
+  # moving statistics = 414,209; D 212,865.
+  g_state, d_state = _shapes(_model_config('keras_dcgan', width=64, nz=32,
+                                           d_norm='none'))
+  assert _count(g_state.params) == 413_825
+  assert _count(g_state.batch_stats) == 384
+  assert _count(d_state.params) == 212_865 and d_state.batch_stats is None
+  # The MLP GAN at 28x28x1, nz 100 (BatchNorm scale and bias included).
+  g_state, d_state = _shapes(_model_config('mlp', width=64, nz=100,
+                                           d_norm='none'))
+  assert _count(g_state.params) == 581_520
+  assert _count(d_state.params) == 533_505 and d_state.batch_stats is None
+  # dcgan_upsample at 64x64x3, ngf = ndf = 64, nz 100, by layer.
+  g_state, d_state = _shapes(_model_config('dcgan_upsample', 64, 3,
+                                           width=64, nz=100))
+  g_layers = [100 * 4 * 4 * 512 + 4 * 4 * 512]  # Dense to 4x4x512.
+  for c in (512, 256, 128, 64):  # BatchNorm, 3x3 conv c -> c / 2.
+    g_layers += [2 * c, 9 * c * (c // 2) + c // 2]
+  g_layers.append(9 * 32 * 3 + 3)  # 3x3 conv to RGB.
+  assert _count(g_state.params) == sum(g_layers) == 2_397_379
+  d_layers = [16 * 3 * 64 + 64]  # 4x4 stride-2 convs with biases...
+  for c in (64, 128, 256):  # ... and BatchNorm after all but the first.
+    d_layers += [16 * c * 2 * c + 2 * c, 2 * 2 * c]
+  d_layers.append(4 * 4 * 512 + 1)  # Dense to one logit.
+  assert _count(d_state.params) == sum(d_layers) == 2_766_529
+
+
+@pytest.mark.parametrize('name', ['dcgan', 'dcgan_upsample', 'keras_dcgan',
+                                  'mlp'])
+def test_every_model_builds_every_supported_shape(name):
+  sizes = {'keras_dcgan': (28, 32, 64, 128), 'mlp': (28, 32, 64, 128, 48)}
+  for image_size in sizes.get(name, tuple(models.ARCHITECTURES)):
+    for channels in models.SUPPORTED_CHANNELS:
+      config = _model_config(name, image_size, channels)
+      g_state, d_state = _shapes(config)
+      generator, discriminator = models.create_models(config)
+      z = jax.ShapeDtypeStruct((4, config.model.nz), jnp.float32)
+      fake = jax.eval_shape(
+          functools.partial(generator.apply, train=False),
+          {'params': g_state.params, 'batch_stats': g_state.batch_stats}, z)
+      assert fake.shape == (4, image_size, image_size, channels)
+      assert fake.dtype == jnp.float32
+      logits = jax.eval_shape(
+          functools.partial(discriminator.apply, train=False),
+          {'params': d_state.params, 'batch_stats': d_state.batch_stats},
+          fake)
+      assert (logits.shape, logits.dtype) == ((4,), jnp.float32)
+
+
+@pytest.mark.parametrize('name,image_size,channels', [
+    ('dcgan_upsample', 28, 1), ('keras_dcgan', 32, 3), ('mlp', 28, 1)])
+def test_every_model_ranges_and_bfloat16(name, image_size, channels):
+  config = _model_config(name, image_size, channels)
+  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  z = jax.random.normal(jax.random.key(1), (4, config.model.nz))
+  variables = {'params': g_state.params, 'batch_stats': g_state.batch_stats}
+  fake, _ = g_state.apply_fn(variables, z, train=True,
+                             mutable=['batch_stats'])
+  assert float(jnp.min(fake)) >= -1.0 and float(jnp.max(fake)) <= 1.0
+  assert 0.01 < float(jnp.std(fake)) < 0.99
+  d_variables = {'params': d_state.params}
+  if d_state.batch_stats is not None:
+    d_variables['batch_stats'] = d_state.batch_stats
+  logits = d_state.apply_fn(d_variables, fake, train=False)
+  assert bool(jnp.all(jnp.isfinite(logits)))
+  # In bfloat16, the same parameters give float32 outputs within bf16
+  # rounding of float32's.
+  config.dtype = 'bfloat16'
+  g16, d16 = models.create_models(config)
+  fake16, _ = g16.apply(variables, z, train=True, mutable=['batch_stats'])
+  assert fake16.dtype == jnp.float32
+  np.testing.assert_allclose(fake16, fake, atol=0.1)
+  logits16 = d16.apply(d_variables, fake, train=False)
+  np.testing.assert_allclose(logits16, logits,
+                             atol=0.05 * float(jnp.max(jnp.abs(logits))) + 0.05)
+
+
+def test_model_choices_fail_at_start_naming_the_known_values():
+  for model, message in [
+      ({'name': 'resnet'}, r"config.model.name='resnet' is not known; choose "
+       'one of dcgan, dcgan_upsample, keras_dcgan, mlp'),
+      ({'name': 'dcgan_upsample', 'upsample': 'cubic'},
+       r"config.model.upsample='cubic' is not known; choose one of nearest, "
+       'bilinear'),
+      ({'name': 'keras_dcgan', 'd_dropout': 0.5},
+       r"keras_dcgan's D has its own dropout rates"),
+      ({'d_dropout': 1.0}, r'config.model.d_dropout=1.0 must be in \[0, 1\)'),
+      ({'name': 'keras_dcgan', 'd_norm': 'none'},
+       'image_size=30 is not supported; keras_dcgan needs a multiple of 4'),
+  ]:
+    config = _model_config(**{'name': 'dcgan', **model},
+                           image_size=30 if 'd_norm' in model else 28)
+    with pytest.raises(ValueError, match=message):
+      models.check_shape(config)
+
+
+def test_dropout_masks_follow_the_image_not_the_device():
+  """Image i's mask is the same alone, in a batch, or on device j of 4."""
+  dropout = models.Dropout(0.5)
+  x = jnp.ones((8, 3, 3, 2))
+  rngs = {'dropout': jax.random.key(0)}
+  whole = dropout.apply({}, x, train=True, rngs=rngs)
+  assert set(np.unique(whole)) == {0.0, 2.0}
+  assert 0.3 < float(jnp.mean(whole == 0)) < 0.7
+  on_devices = jax.pmap(
+      lambda x: dropout.apply({}, x, train=True, axis_name='batch',
+                              rngs=rngs), axis_name='batch')(
+                                  x.reshape(4, 2, 3, 3, 2))
+  np.testing.assert_array_equal(on_devices.reshape(whole.shape), whole)
+  assert not np.array_equal(whole[0], whole[1])
+  np.testing.assert_array_equal(dropout.apply({}, x, train=False), x)
 
 
 def _assert_equals_flax(ours, reference, shape, out_shape,

@@ -8,6 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dcgan_jax import losses
+from dcgan_jax import optimizers
 from dcgan_jax import steps
 from tests.conftest import tiny_config
 
@@ -307,7 +309,8 @@ def test_ema_of_g_follows_its_recursion():
 
 
 @pytest.mark.parametrize('objective,d_norm,recipe', [
-    ('minimax', 'batch', {'label_smoothing': 0.1}),
+    ('minimax', 'batch', {'label_smoothing': 0.1, 'd_joint_batch': True,
+                          'model': {'d_dropout': 0.3}}),
     ('wgan_gp', 'layer', {'n_critic': 2}),
     ('hinge', 'none', {'unroll_steps': 1, 'ema_decay': 0.5}),
     ('least_squares', 'batch', {}),
@@ -377,4 +380,131 @@ def test_bad_recipes_fail_naming_the_key():
       steps.create_train_states(config, jax.random.key(0))
   _, recipe, g_state, d_state = _recipe_states(unroll_steps=2)
   with pytest.raises(ValueError, match='needs `real` images'):
+    steps.g_step(g_state, d_state, jax.random.key(1), 16, recipe=recipe)
+
+
+def _model_states(name, objective, batch_size=16, **overrides):
+  config = tiny_config(batch_size=batch_size)
+  config.model.name = name
+  config.objective = objective
+  if name in ('keras_dcgan', 'mlp') or objective == 'wgan_gp':
+    config.model.d_norm = 'none'
+  for key, value in overrides.items():
+    if isinstance(value, dict):
+      config[key].update(value)
+    else:
+      config[key] = value
+  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  return config, steps.Recipe.from_config(config), g_state, d_state
+
+
+@pytest.mark.parametrize('name,objective,overrides', [
+    # dcgan: test_every_objective_agrees_on_1_and_4_devices.
+    ('dcgan_upsample', 'least_squares', {
+        'model': {'upsample': 'bilinear', 'd_dropout': 0.2},
+        'd_joint_batch': True}),
+    ('keras_dcgan', 'wgan_gp', {'optim': {'name': 'rmsprop'},
+                                'd_joint_batch': True}),
+    ('mlp', 'hinge', {'model': {'d_dropout': 0.2}, 'unroll_steps': 1,
+                      'ema_decay': 0.5}),
+])
+def test_every_model_agrees_on_1_and_4_devices(name, objective, overrides):
+  """Dropout, the joint batch and each model's normalisation act on the
+  global batch: one step on 1 device and on 4 gives the same networks (as
+  functions: a bias feeding BatchNorm has no gradient but float noise,
+  which Adam scales up to a step) and the same metrics."""
+  config, recipe, g_state, d_state = _model_states(name, objective,
+                                                   **overrides)
+  rng, batch = jax.random.key(1), _batch(config)
+  step = functools.partial(steps.train_step, recipe=recipe)
+  g1, d1, jit_metrics = jax.jit(step)(g_state, d_state, batch, rng)
+  p_step = jax.pmap(functools.partial(step, axis_name='batch'),
+                    axis_name='batch', in_axes=(0, 0, 0, None))
+  g4, d4, pmap_metrics = p_step(*jax_utils.replicate((g_state, d_state)),
+                                batch.reshape((4, 4) + batch.shape[1:]), rng)
+  g4, d4 = jax_utils.unreplicate((g4, d4))
+  assert set(pmap_metrics) == set(jit_metrics)
+  for key in jit_metrics:
+    np.testing.assert_allclose(pmap_metrics[key][0], jit_metrics[key],
+                               atol=1e-5, rtol=1e-5)
+  z = jax.random.normal(jax.random.key(2), (8, config.model.nz))
+  fake1, fake4 = steps.generate(g1, z), steps.generate(g4, z)
+  # BatchNorm's running mean takes in a tenth of such a bias's step.
+  np.testing.assert_allclose(fake4, fake1, atol=1e-4)
+  scores = [d.apply_fn(steps._variables(d.params, d.batch_stats), fake1,  # pylint: disable=protected-access
+                       train=False) for d in (d1, d4)]
+  np.testing.assert_allclose(scores[1], scores[0], atol=1e-5, rtol=1e-5)
+  assert not np.allclose(steps.generate(g_state, z), fake1)
+
+
+@pytest.mark.parametrize('name', ['dcgan', 'dcgan_upsample', 'keras_dcgan',
+                                  'mlp'])
+def test_every_model_takes_every_objective(name):
+  """The step composes for each pair (traced, not compiled: the pairs
+  share every piece the 1-vs-4-device tests run)."""
+  for objective in losses.OBJECTIVES:
+    config, recipe, g_state, d_state = _model_states(name, objective,
+                                                     unroll_steps=1)
+    _, _, metrics = jax.eval_shape(
+        functools.partial(steps.train_step, recipe=recipe), g_state, d_state,
+        _batch(config), jax.random.key(1))
+    assert {'d_loss', 'g_loss'} <= set(metrics)
+    assert all(m.shape == () for m in metrics.values())
+
+
+def test_rmsprop_is_keras_rmsprop():
+  """v = rho v + (1 - rho) g^2; w -= lr g / (sqrt(v) + eps)."""
+  config = tiny_config()
+  config.optim.update(name='rmsprop', rho=0.9, eps=1e-7)
+  optimizer = optimizers.create_optimizer(config, 1e-3)
+  w = np.array([0.5, -1.0, 2.0], np.float32)
+  state, v = optimizer.init(jnp.asarray(w)), np.zeros(3, np.float32)
+  for g in (np.array([0.1, -2.0, 0.0], np.float32),
+            np.array([0.3, 1.0, 1e-4], np.float32)):
+    updates, state = optimizer.update(jnp.asarray(g), state)
+    v = 0.9 * v + 0.1 * g**2
+    w_next = w - 1e-3 * g / (np.sqrt(v) + 1e-7)
+    np.testing.assert_allclose(w + np.asarray(updates), w_next, rtol=1e-6)
+    w = w_next
+  for optim, message in [
+      ({'name': 'sgd'}, r"config.optim.name='sgd' is not known; choose one "
+       'of adam, rmsprop'),
+      ({'name': 'rmsprop'}, 'cannot be differentiated through, as '
+       r'config.unroll_steps > 0 needs')]:
+    config = tiny_config()
+    config.optim.update(optim)
+    config.unroll_steps = 1
+    with pytest.raises(ValueError, match=message):
+      steps.create_train_states(config, jax.random.key(0))
+
+
+def test_joint_batch_normalises_real_and_fake_together():
+  """d_joint_batch: one pass of D over real and fake images (one set of
+  BatchNorm statistics), for D's loss and for G's."""
+  config, recipe, g_state, d_state = _model_states('dcgan', 'non_saturating',
+                                                   d_joint_batch=True)
+  real, fake = _batch(config, 0), 0.5 * _batch(config, 1)
+  objective = losses.OBJECTIVES['non_saturating']
+  variables = steps._variables(d_state.params, d_state.batch_stats)  # pylint: disable=protected-access
+  out, _ = d_state.apply_fn(variables, jnp.concatenate([real, fake]),
+                            train=True, mutable=['batch_stats'])
+  _, metrics = steps._d_update(d_state, real, fake, None, recipe, None,  # pylint: disable=protected-access
+                               jax.random.key(0))
+  np.testing.assert_allclose(metrics['d_loss'],
+                             objective.d_loss(out[:16], out[16:], 0.0),
+                             rtol=1e-5)
+  _, separate = steps._d_update(  # pylint: disable=protected-access
+      d_state, real, fake, None, steps.Recipe(), None, jax.random.key(0))
+  assert abs(float(separate['d_loss'] - metrics['d_loss'])) > 1e-3
+  # G's loss scores its images inside a joint batch with real ones.
+  _, g_metrics = steps.g_step(g_state, d_state, jax.random.key(1), 16,
+                              recipe=recipe, real=real)
+  fake = steps._generate(g_state, steps.sample_z(  # pylint: disable=protected-access
+      jax.random.fold_in(jax.random.key(1), 0), 16, config.model.nz), None,
+                         jax.random.key(0))[0]
+  out, _ = d_state.apply_fn(variables, jnp.concatenate([real, fake]),
+                            train=True, mutable=['batch_stats'])
+  np.testing.assert_allclose(g_metrics['g_loss'], objective.g_loss(out[16:]),
+                             rtol=1e-5)
+  with pytest.raises(ValueError, match='d_joint_batch and BatchNorm in D'):
     steps.g_step(g_state, d_state, jax.random.key(1), 16, recipe=recipe)
