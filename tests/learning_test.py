@@ -88,9 +88,9 @@ def test_short_training_on_synthetic_disks_learns():
 
 
 @pytest.mark.parametrize('name,num_steps,overrides', [
-    ('dcgan_upsample', 150, {'model': {'d_dropout': 0.3},
+    ('dcgan_upsample', 100, {'model': {'d_dropout': 0.3},
                              'd_joint_batch': True}),
-    ('keras_dcgan', 150, {'model': {'d_norm': 'none'}, 'd_joint_batch': True,
+    ('keras_dcgan', 100, {'model': {'d_norm': 'none'}, 'd_joint_batch': True,
                           'optim': {'name': 'rmsprop', 'lr_g': 1e-3,
                                     'lr_d': 1e-3, 'eps': 1e-7}}),
     ('mlp', 300, {'model': {'d_norm': 'none'}}),

@@ -18,6 +18,18 @@ def _count(tree) -> int:
   return sum(x.size for x in jax.tree.leaves(tree))
 
 
+def _model_config(name, image_size=28, channels=1, width=8, nz=16, **model):
+  config = tiny_config(image_size, channels, width=width, nz=nz)
+  config.model.update({'name': name, **model})
+  return config
+
+
+def _shapes(config):
+  """(g_state, d_state) as shapes: parameter counts without computing."""
+  return jax.eval_shape(
+      lambda: steps.create_train_states(config, jax.random.key(0)))
+
+
 # Every supported shape builds: test_every_model_builds_every_supported_shape.
 @pytest.mark.parametrize('image_size,channels', [(28, 1), (32, 3), (64, 3),
                                                  (128, 1)])
@@ -42,8 +54,7 @@ def test_shapes_and_ranges(image_size, channels):
 
 
 def test_pytorch_reference_parameter_counts():
-  config = tiny_config(64, 3, width=64, nz=100)
-  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  g_state, d_state = _shapes(tiny_config(64, 3, width=64, nz=100))
   assert _count(g_state.params) == 3_576_704
   assert _count(d_state.params) == 2_765_568
   # Running statistics are state, not trainable parameters.
@@ -96,18 +107,6 @@ def test_discriminator_rejects_wrong_image_shape():
   d = models.Discriminator(image_size=32, channels=3, ndf=8)
   with pytest.raises(ValueError, match=r'\(batch, 32, 32, 3\)'):
     d.init(jax.random.key(0), jnp.zeros((2, 28, 28, 1)), train=False)
-
-
-def _model_config(name, image_size=28, channels=1, width=8, nz=16, **model):
-  config = tiny_config(image_size, channels, width=width, nz=nz)
-  config.model.update({'name': name, **model})
-  return config
-
-
-def _shapes(config):
-  """(g_state, d_state) as shapes: parameter counts without computing."""
-  return jax.eval_shape(
-      lambda: steps.create_train_states(config, jax.random.key(0)))
 
 
 def test_seed_architectures_have_the_seeds_parameter_counts():

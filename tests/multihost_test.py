@@ -210,8 +210,9 @@ def test_preemption_and_a_killed_process(tmp_path):
   run.processes[1].kill()
   assert run.processes[0].wait(timeout=HEARTBEAT_TIMEOUT_S + 60) != 0
   print(f'Process 0 exited {time.time() - killed:.1f} s after the kill.')
-  assert re.search('stopped sending heartbeats|Connection reset by peer',
-                   run.log(0)), run.log(0)[-3000:]
+  # Gloo reports the broken connection as reset or as closed, by timing.
+  assert re.search('stopped sending heartbeats|Connection (reset|closed) by '
+                   'peer', run.log(0)), run.log(0)[-3000:]
   last = checkpoint.create_manager(workdir, read_only=True).latest_step()
   assert last >= 4
 

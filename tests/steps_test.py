@@ -405,8 +405,7 @@ def _model_states(name, objective, batch_size=16, **overrides):
         'd_joint_batch': True}),
     ('keras_dcgan', 'wgan_gp', {'optim': {'name': 'rmsprop'},
                                 'd_joint_batch': True}),
-    ('mlp', 'hinge', {'model': {'d_dropout': 0.2}, 'unroll_steps': 1,
-                      'ema_decay': 0.5}),
+    ('mlp', 'hinge', {'model': {'d_dropout': 0.2}, 'ema_decay': 0.5}),
 ])
 def test_every_model_agrees_on_1_and_4_devices(name, objective, overrides):
   """Dropout, the joint batch and each model's normalisation act on the
