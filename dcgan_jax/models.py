@@ -559,7 +559,7 @@ def _linear(features: int, x: jax.Array, dtype: Any) -> jax.Array:
 class MLPGenerator(nn.Module):
   """`mlp`'s G: Linear(2 ngf) -> LeakyReLU(0.2) -> BatchNorm -> Linear(4 ngf)
   -> BatchNorm -> LeakyReLU -> Linear(8 ngf) -> BatchNorm -> LeakyReLU ->
-  Linear(S * S * C) -> tanh, reshaped to images (the seed's layer order)."""
+  Linear(S * S * C) -> tanh, reshaped to images (the original's layer order)."""
   image_size: int = 28
   channels: int = 1
   ngf: int = 64

@@ -151,17 +151,11 @@ def create_train_states(
   """
   recipe = Recipe.from_config(config, check_model=networks is None)
   generator, discriminator = networks or models.create_models(config)
-
-  @jax.jit  # One program: op by op, initialisation compiles every op.
-  def init(rng):
-    g_rng, d_rng = jax.random.split(rng)
-    z = jnp.zeros((2, config.model.nz))
-    g_vars = generator.init(g_rng, z, train=False)
-    samples = generator.apply(g_vars, z, train=False)
-    return g_vars, discriminator.init(d_rng, jnp.zeros_like(samples),
-                                      train=False)
-
-  g_vars, d_vars = init(rng)
+  g_rng, d_rng = jax.random.split(rng)
+  g_vars = generator.init(g_rng, jnp.zeros((2, config.model.nz)), train=False)
+  samples = generator.apply(g_vars, jnp.zeros((2, config.model.nz)),
+                            train=False)
+  d_vars = discriminator.init(d_rng, jnp.zeros_like(samples), train=False)
   if recipe.objective_fns.gradient_penalty and 'batch_stats' in d_vars:
     raise ValueError(_PENALTY_WITH_BATCH_NORM.format(recipe.objective))
   g_state = GeneratorState.create(

@@ -96,7 +96,7 @@ def test_short_training_on_synthetic_disks_learns():
     ('mlp', 300, {'model': {'d_norm': 'none'}}),
 ])
 def test_every_model_learns_disks(name, num_steps, overrides):
-  """Each model with its seed's recipe, 16 wide: fewer steps than the
+  """Each model with its original's recipe, 16 wide: fewer steps than the
   disks test above, so the bar is lower."""
   config = tiny_config(batch_size=64, width=16, nz=32)
   config.model.name = name

@@ -114,7 +114,7 @@ def test_discriminator_rejects_wrong_image_shape():
     d.init(jax.random.key(0), jnp.zeros((2, 28, 28, 1)), train=False)
 
 
-def test_seed_architectures_have_the_seeds_parameter_counts():
+def test_original_architectures_have_their_parameter_counts():
   # The Keras DCGAN's model summary: G 413,825 trainable + 384 BatchNorm
   # moving statistics = 414,209; D 212,865.
   g_state, d_state = _shapes(_model_config('keras_dcgan', width=64, nz=32,
