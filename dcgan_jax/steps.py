@@ -397,6 +397,21 @@ def _g_update(g_state: GeneratorState, d_state: TrainState, fake: jax.Array,
   return g_state, metrics
 
 
+def _step_fakes(g_state: GeneratorState, step: jax.Array, rng: jax.Array,
+                batch_size: int, recipe: Recipe, axis_name: Optional[str]
+                ) -> tuple[jax.Array, Callable[[jax.Array], Any], Any,
+                           Optional[jax.Array]]:
+  """A step's G(z) in training mode: (fakes, their vjp to G's parameters,
+  G's updated batch_stats, the penalty weights or None), z and the rest
+  drawn from the run's key folded with `step`."""
+  z = _step_z(g_state, step, rng, batch_size, axis_name)
+  fake, g_vjp, g_batch_stats = _generate(g_state, z, axis_name,
+                                         _stream_key(rng, step, _G_DROPOUT))
+  weights = (_penalty_weights(step, rng, batch_size, axis_name)
+             if recipe.objective_fns.gradient_penalty else None)
+  return fake, g_vjp, g_batch_stats, weights
+
+
 def _d_update_on_fresh_fakes(
     g_state: GeneratorState, d_state: TrainState, real: jax.Array,
     rng: jax.Array, recipe: Recipe, axis_name: Optional[str]
@@ -408,13 +423,9 @@ def _d_update_on_fresh_fakes(
     (new d_state, metrics, (fakes, their vjp to G's parameters, G's
     updated batch_stats, the penalty weights) for a G update to reuse).
   """
-  batch_size = real.shape[0]
   step = d_state.step
-  z = _step_z(g_state, step, rng, batch_size, axis_name)
-  fake, g_vjp, g_batch_stats = _generate(g_state, z, axis_name,
-                                         _stream_key(rng, step, _G_DROPOUT))
-  weights = (_penalty_weights(step, rng, batch_size, axis_name)
-             if recipe.objective_fns.gradient_penalty else None)
+  fake, g_vjp, g_batch_stats, weights = _step_fakes(
+      g_state, step, rng, real.shape[0], recipe, axis_name)
   new_d_state, metrics = _d_update(
       d_state, real, lax.stop_gradient(fake), weights, recipe, axis_name,
       _stream_key(rng, step, _D_UPDATE_DROPOUT))
@@ -472,12 +483,8 @@ def g_step(g_state: GeneratorState, d_state: TrainState, rng: jax.Array,
     raise ValueError('g_step with unroll_steps > 0, or with d_joint_batch '
                      'and BatchNorm in D, needs `real` images for the '
                      'unrolled D updates or the joint batch.')
-  step = g_state.step
-  z = _step_z(g_state, step, rng, batch_size, axis_name)
-  fake, g_vjp, g_batch_stats = _generate(g_state, z, axis_name,
-                                         _stream_key(rng, step, _G_DROPOUT))
-  weights = (_penalty_weights(step, rng, batch_size, axis_name)
-             if recipe.objective_fns.gradient_penalty else None)
+  fake, g_vjp, g_batch_stats, weights = _step_fakes(
+      g_state, g_state.step, rng, batch_size, recipe, axis_name)
   return _g_update(g_state, d_state, fake, g_vjp, g_batch_stats, real,
                    weights, recipe, axis_name, rng)
 
