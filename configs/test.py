@@ -15,6 +15,6 @@ def get_config():
   config.model.ndf = 8
   config.log_every_steps = 2
   config.sample_every_steps = 2
-  config.num_samples = 16
+  config.grid_images = 16
   config.checkpoint_every_steps = 2
   return config

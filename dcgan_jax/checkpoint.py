@@ -45,7 +45,30 @@ PROTECTED_KEYS = ('data.name', 'data.image_size', 'data.channels',
 ADDED_KEYS = {**{f'model.{k}': v for k, v in models.MODEL_DEFAULTS.items()},
               **{f'optim.{k}': v
                  for k, v in optimizers.OPTIM_DEFAULTS.items()},
-              'objective': 'non_saturating', 'd_joint_batch': False}
+              'objective': 'non_saturating', 'd_joint_batch': False,
+              'eval.pr_k': 3, 'eval.dc_k': 5, 'eval.is_splits': 10,
+              'eval.resize': 'pytorch', 'eval.reference_stats': '',
+              'trackers': ''}
+# Keys renamed since runs were saved: old name -> new name.
+RENAMED_KEYS = {'num_samples': 'grid_images'}
+
+
+def _upgrade(config: dict[str, Any]) -> ml_collections.ConfigDict:
+  """A saved config with renamed keys under their new names and added keys
+  at the values older runs had."""
+  config = ml_collections.ConfigDict(config)
+  for old, new in RENAMED_KEYS.items():
+    if old in config and new not in config:
+      config[new] = config[old]
+      del config[old]
+  for key, value in ADDED_KEYS.items():
+    *parents, leaf = key.split('.')
+    node = config
+    for parent in parents:
+      node = node[parent]
+    if leaf not in node:
+      node[leaf] = value
+  return config
 
 
 def checkpoint_dir(workdir: paths.PathLike) -> epath.Path:
@@ -122,7 +145,7 @@ def restore_config(manager: ocp.CheckpointManager,
   """The config of the run that saved `step`."""
   restored = manager.restore(step, args=ocp.args.Composite(
       meta=ocp.args.JsonRestore()))
-  return ml_collections.ConfigDict(restored.meta['config'])
+  return _upgrade(restored.meta['config'])
 
 
 class StructureError(ValueError):
@@ -343,7 +366,8 @@ def check_resumable(saved: ml_collections.ConfigDict,
   Raises:
     ValueError: listing every protected key whose value differs.
   """
-  old, new = ({**ADDED_KEYS, **flat_config(c)} for c in (saved, config))
+  old, new = ({**ADDED_KEYS, **flat_config(c)}
+              for c in (_upgrade(saved.to_dict()), config))
   changed = sorted(k for k in old.keys() | new.keys()
                    if old.get(k) != new.get(k))
   refused = [f'{k}: {old.get(k)!r} -> {new.get(k)!r}'

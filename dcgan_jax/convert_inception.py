@@ -157,8 +157,7 @@ def convert(src: str, dst: str) -> None:
   state_dict = read_torch_state_dict(src)
   inception.variables_from_torch(state_dict, source=src)  # Checks it.
   used = {k: v for k, v in state_dict.items()
-          if k not in inception.UNUSED_TORCH_KEYS and
-          not k.endswith(inception.UNUSED_TORCH_SUFFIXES)}
+          if not k.endswith(inception.UNUSED_TORCH_SUFFIXES)}
   inception.save_state_dict(dst, used)
 
 

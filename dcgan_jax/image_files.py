@@ -7,6 +7,8 @@ import concurrent.futures
 from typing import Sequence
 
 from absl import logging
+import numpy as np
+from PIL import Image
 import PIL.features
 
 from dcgan_jax import paths
@@ -19,12 +21,14 @@ def image_extensions() -> tuple[str, ...]:
   return IMAGE_EXTENSIONS + (('.webp',) if PIL.features.check('webp') else ())
 
 
-def list_image_files(root: paths.PathLike) -> list[str]:
-  """Every image file under root, at any depth, in a stable order."""
+def list_image_files(root: paths.PathLike,
+                     what: str = 'config.data.path') -> list[str]:
+  """Every image file under root, at any depth, in a stable order; `what`
+  names root in errors."""
   top = paths.path(root)
   if not top.is_dir():
     raise FileNotFoundError(
-        f'config.data.path={str(root)!r} is not a directory of images.')
+        f'{what}={str(root)!r} is not a directory of images.')
   extensions = image_extensions()
   files = sorted(
       str(directory / name)
@@ -33,7 +37,7 @@ def list_image_files(root: paths.PathLike) -> list[str]:
   if not files:
     raise FileNotFoundError(
         f'No image files ({", ".join(extensions)}) under '
-        f'config.data.path={str(root)!r}.')
+        f'{what}={str(root)!r}.')
   return files
 
 
@@ -84,3 +88,42 @@ def check_image_files(files: Sequence[str],
                      f'{max_bad_fraction}.')
   logging.warning('%s. Skipping them.', message)
   return [f for f, ok in zip(files, complete) if ok]
+
+
+def read_images(source: paths.PathLike, channels: int,
+                what: str = '--images') -> np.ndarray:
+  """uint8 images (N, H, W, channels) of one size from a folder (every image
+  file under it, in list_image_files' order) or an .npz holding them under
+  'images' (as `dcgan_jax.sample` writes). Nothing is resized.
+
+  Raises:
+    ValueError, FileNotFoundError: naming the file and what is wrong.
+  """
+  if str(source).endswith('.npz'):
+    try:
+      images = paths.read_npz(source)['images']
+    except (OSError, KeyError, ValueError) as e:
+      raise ValueError(f'{what}={str(source)!r} is not an .npz of uint8 '
+                       f"images under 'images': {e}") from e
+    if images.ndim == 3:
+      images = images[..., None]
+    if images.dtype != np.uint8 or images.ndim != 4:
+      raise ValueError(f'{what}={str(source)!r}: images are {images.dtype} '
+                       f'{images.shape}; need uint8 (N, H, W, C).')
+    if images.shape[-1] != channels:
+      images = (np.repeat(images, 3, -1) if channels == 3 else
+                np.asarray([np.asarray(Image.fromarray(i).convert('L'))
+                            for i in images])[..., None])
+    return images
+  mode = 'L' if channels == 1 else 'RGB'
+  images = []
+  for name in list_image_files(source, what):
+    with paths.path(name).open('rb') as f, Image.open(f) as image:
+      array = np.asarray(image.convert(mode))
+    if images and array.shape != images[0].shape:
+      raise ValueError(f'{name} is {array.shape[1]}x{array.shape[0]}, the '
+                       f'first image under {what}={str(source)!r} '
+                       f'{images[0].shape[1]}x{images[0].shape[0]}: images '
+                       'to score must share one size.')
+    images.append(array)
+  return np.stack(images).reshape(len(images), *images[0].shape[:2], channels)

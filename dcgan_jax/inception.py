@@ -151,11 +151,25 @@ class InceptionE(nn.Module):
     return jnp.concatenate([branch1x1, branch3x3, dbl, branch_pool], axis=-1)
 
 
-def _resize_matrix(in_size: int, out_size: int) -> np.ndarray:
-  """(out, in) weights of PyTorch's bilinear interpolation along one axis
-  (align_corners=False, no antialiasing)."""
+# How images reach 299x299 and [-1, 1]: the two FID implementations
+# published numbers come from differ here.
+#   pytorch: pytorch-fid (and torch-fidelity, clean-fid's legacy_pytorch):
+#     F.interpolate(bilinear, align_corners=False), then x / 127.5 - 1.
+#   tensorflow: the TensorFlow graph of the original TTUR code (and the
+#     numbers of the FID, TTUR and most GAN papers before 2020):
+#     tf.compat.v1.image.resize_bilinear(align_corners=False), which samples
+#     source pixel i * in / out (no half-pixel offset), then (x - 128) / 128.
+RESIZE_MODES = ('pytorch', 'tensorflow')
+NUM_CLASSES = 1008
+
+
+def _resize_matrix(in_size: int, out_size: int, mode: str) -> np.ndarray:
+  """(out, in) weights of one axis's bilinear interpolation in `mode`."""
   scale = in_size / out_size
-  source = np.maximum((np.arange(out_size) + 0.5) * scale - 0.5, 0)
+  if mode == 'pytorch':
+    source = np.maximum((np.arange(out_size) + 0.5) * scale - 0.5, 0)
+  else:
+    source = np.arange(out_size) * scale
   lower = np.minimum(np.floor(source).astype(int), in_size - 1)
   upper = np.minimum(lower + 1, in_size - 1)
   frac = source - lower
@@ -165,19 +179,28 @@ def _resize_matrix(in_size: int, out_size: int) -> np.ndarray:
   return matrix.astype(np.float32)
 
 
-def resize_bilinear(images: jax.Array, size: int = INPUT_SIZE) -> jax.Array:
-  """(B, H, W, C) -> (B, size, size, C) as F.interpolate(mode='bilinear',
-  align_corners=False) computes it, for any input size."""
-  rows = _resize_matrix(images.shape[1], size)
-  cols = _resize_matrix(images.shape[2], size)
+def check_resize(mode: str) -> str:
+  if mode not in RESIZE_MODES:
+    raise ValueError(f'config.eval.resize={mode!r}: choose from '
+                     f'{list(RESIZE_MODES)}.')
+  return mode
+
+
+def resize_bilinear(images: jax.Array, size: int = INPUT_SIZE,
+                    mode: str = 'pytorch') -> jax.Array:
+  """(B, H, W, C) -> (B, size, size, C), bilinear as `mode` computes it
+  (RESIZE_MODES), for any input size."""
+  rows = _resize_matrix(images.shape[1], size, check_resize(mode))
+  cols = _resize_matrix(images.shape[2], size, mode)
   precision = jax.lax.Precision.HIGHEST
   images = jnp.einsum('oh,bhwc->bowc', rows, images, precision=precision)
   return jnp.einsum('pw,bowc->bopc', cols, images, precision=precision)
 
 
-def preprocess(images: jax.Array) -> jax.Array:
+def preprocess(images: jax.Array, resize: str = 'pytorch') -> jax.Array:
   """uint8 [0, 255] or float [-1, 1] images (B, H, W, 1 or 3) -> float32
-  (B, 299, 299, 3) in [-1, 1], as pytorch-fid feeds its network."""
+  (B, 299, 299, 3) as the `resize` mode's implementation feeds its network.
+  """
   if images.dtype == jnp.uint8:
     images = images.astype(jnp.float32) / 127.5 - 1
   images = images.astype(jnp.float32)
@@ -185,7 +208,12 @@ def preprocess(images: jax.Array) -> jax.Array:
     images = jnp.repeat(images, 3, axis=-1)
   elif images.shape[-1] != 3:
     raise ValueError(f'Images need 1 or 3 channels; got shape {images.shape}.')
-  return resize_bilinear(images)
+  images = resize_bilinear(images, mode=resize)
+  if resize == 'tensorflow':
+    # Interpolation commutes with the affine map: resizing x * 127.5 +
+    # 127.5 and then mapping to (x - 128) / 128 is this.
+    images = (images * 127.5 - 0.5) / 128
+  return images
 
 
 class InceptionV3(nn.Module):
@@ -222,8 +250,9 @@ _LEAF_NAMES = {
     ('batch_stats', 'bn/mean'): 'bn.running_mean',
     ('batch_stats', 'bn/var'): 'bn.running_var',
 }
-# State-dict entries the features do not use.
-UNUSED_TORCH_KEYS = ('fc.weight', 'fc.bias')
+# The classifier layer, used by the Inception Score alone.
+FC_KEYS = ('fc.weight', 'fc.bias')
+# State-dict entries nothing uses.
 UNUSED_TORCH_SUFFIXES = ('.num_batches_tracked',)
 
 
@@ -277,8 +306,14 @@ def variables_from_torch(state_dict: dict[str, np.ndarray],
       node = node.setdefault(module, {})
     node[leaf] = array
   unexpected = sorted(
-      k for k in state_dict if k not in expected and k not in UNUSED_TORCH_KEYS
+      k for k in state_dict if k not in expected and k not in FC_KEYS
       and not k.endswith(UNUSED_TORCH_SUFFIXES))
+  if all(k in state_dict for k in FC_KEYS):
+    weight = np.asarray(state_dict['fc.weight'], np.float32)
+    if weight.shape != (NUM_CLASSES, FEATURE_DIM):
+      problems.append(f'fc.weight has shape {weight.shape}')
+    variables['fc'] = {'kernel': weight.T,
+                       'bias': np.asarray(state_dict['fc.bias'], np.float32)}
   problems += [f'unexpected {k}' for k in unexpected[:10]]
   if problems:
     raise ValueError(
@@ -291,6 +326,9 @@ def variables_from_torch(state_dict: dict[str, np.ndarray],
 def variables_to_torch(variables: dict[str, Any]) -> dict[str, np.ndarray]:
   """The inverse of variables_from_torch (without the unused entries)."""
   state_dict = {}
+  if 'fc' in variables:
+    state_dict['fc.weight'] = np.asarray(variables['fc']['kernel']).T
+    state_dict['fc.bias'] = np.asarray(variables['fc']['bias'])
   for (collection, name) in variable_shapes():
     node = variables[collection]
     for part in name.split('/'):
@@ -325,7 +363,21 @@ def load_variables(path: paths.PathLike) -> dict[str, Any]:
   return variables_from_torch(state_dict, source=path)
 
 
-def features(variables: dict[str, Any], images: jax.Array) -> jax.Array:
+def features(variables: dict[str, Any], images: jax.Array,
+             resize: str = 'pytorch') -> jax.Array:
   """(B, 2048) FID features of images (B, H, W, 1 or 3), uint8 or in
   [-1, 1]. Pure: jit or pmap it."""
-  return InceptionV3().apply(variables, preprocess(images))
+  network = {k: v for k, v in variables.items() if k != 'fc'}
+  return InceptionV3().apply(network, preprocess(images, resize))
+
+
+def has_logits(variables: dict[str, Any]) -> bool:
+  return 'fc' in variables
+
+
+def logits(variables: dict[str, Any], pool_features: jax.Array) -> jax.Array:
+  """(B, 1008) class logits of pool features, as the Inception Score's
+  original code takes them: the classifier layer's weights without its
+  bias (torch-fidelity's 'logits_unbiased')."""
+  return jnp.dot(pool_features, variables['fc']['kernel'],
+                 precision=jax.lax.Precision.HIGHEST)

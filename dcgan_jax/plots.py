@@ -1,4 +1,6 @@
-"""PNG plots of a run and a GIF of its fixed-noise grids, in workdir/plots.
+"""PNG plots of a run, a GIF of its fixed-noise grids and a real-vs-fake
+figure (a batch of training images beside the latest fixed-noise grid), in
+workdir/plots.
 
   python -m dcgan_jax.plots --workdir=runs/fashion_mnist
 
@@ -16,6 +18,7 @@ from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-positi
 
 from dcgan_jax import evaluation  # pylint: disable=g-import-not-at-top,wrong-import-position
 from dcgan_jax import history  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dcgan_jax import images  # pylint: disable=g-import-not-at-top,wrong-import-position
 from dcgan_jax import paths  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # Panels of the training scalars a run may log: D's outputs as
@@ -53,6 +56,16 @@ def _training_panels(series: dict[str, Any]
                   if name not in known and name not in NOT_PLOTTED and
                   name.removesuffix('_std') not in metrics)
   return panels + [(name, ((name, name),)) for name in others]
+
+
+def real_images_path(workdir: paths.PathLike) -> paths.epath.Path:
+  """Where training keeps a grid of its first batch of real images."""
+  return paths.path(workdir) / 'real_images.png'
+
+
+def _read_png(path: paths.epath.Path) -> Image.Image:
+  with path.open('rb') as f:
+    return Image.open(f).convert('RGB')
 
 
 def _save(figure, path: paths.epath.Path) -> None:
@@ -98,14 +111,18 @@ def write_plots(workdir: paths.PathLike) -> list[str]:
     written.append(str(out / 'metrics.png'))
 
   grids = sorted((paths.path(workdir) / 'samples').glob('*.png'))
+  if grids and real_images_path(workdir).exists():
+    figure, axes = plt.subplots(1, 2, figsize=(15, 7.5))
+    for axis, path, title in (
+        (axes[0], real_images_path(workdir), 'Real images'),
+        (axes[1], grids[-1], f'Fake images (step {int(grids[-1].stem)})')):
+      axis.imshow(_read_png(path))
+      axis.set_title(title)
+      axis.axis('off')
+    _save(figure, out / 'real_vs_fake.png')
+    written.append(str(out / 'real_vs_fake.png'))
   if grids:
-    frames = []
-    for grid in grids:
-      with grid.open('rb') as f:
-        frames.append(Image.open(f).convert('RGB'))
-    with paths.atomic_write(out / 'samples.gif') as f:
-      frames[0].save(f, format='GIF', save_all=True,
-                     append_images=frames[1:], duration=500, loop=0)
+    images.save_gif(out / 'samples.gif', [_read_png(grid) for grid in grids])
     written.append(str(out / 'samples.gif'))
   return written
 

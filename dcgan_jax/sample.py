@@ -9,6 +9,7 @@ other path is a directory that gets one PNG per image; `--grid` writes a
 single PNG with all images tiled.
 """
 
+import functools
 from typing import Optional
 
 from absl import app
@@ -24,6 +25,13 @@ from dcgan_jax import steps
 FLAGS = flags.FLAGS
 
 
+@functools.partial(jax.jit, static_argnames='use_ema')
+def generate_uint8(g_state: steps.GeneratorState, z: jax.Array,
+                   use_ema: bool = True) -> jax.Array:
+  """G(z) for inference (steps.generate) as uint8 images."""
+  return images.quantize(steps.generate(g_state, z, use_ema))
+
+
 def generate_images(workdir: str, num: int, seed: int = 0,
                     step: Optional[int] = None, batch_size: int = 256,
                     use_ema: bool = True) -> np.ndarray:
@@ -33,10 +41,8 @@ def generate_images(workdir: str, num: int, seed: int = 0,
     raise ValueError(f'--num={num} must be positive.')
   _, config, g_state = checkpoint.load_generator(workdir, step)
   z = jax.random.normal(jax.random.key(seed), (num, config.model.nz))
-  generate = jax.jit(steps.generate, static_argnames='use_ema')
   return np.concatenate([
-      images.to_uint8(generate(g_state, z[i:i + batch_size],
-                               use_ema=use_ema))
+      np.asarray(generate_uint8(g_state, z[i:i + batch_size], use_ema))
       for i in range(0, num, batch_size)])
 
 

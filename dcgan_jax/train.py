@@ -36,6 +36,7 @@ from dcgan_jax import optimizers
 from dcgan_jax import paths
 from dcgan_jax import plots
 from dcgan_jax import steps
+from dcgan_jax import trackers
 
 AXIS = 'batch'
 
@@ -73,6 +74,7 @@ def _validate(config: Any) -> None:
     raise ValueError(f'config.eval_every_steps={config.eval_every_steps} '
                      'must be positive, or -1 for once per epoch.')
   evaluation.metric_names(config)
+  trackers.tracker_names(config)
 
 
 def _check_writable(workdir: paths.PathLike) -> None:
@@ -176,7 +178,8 @@ def train_and_evaluate(
   if is_chief:
     writer = metric_writers.MultiWriter([
         metric_writers.create_default_writer(str(paths.path(workdir))),
-        history.JsonlWriter(workdir)])
+        history.JsonlWriter(workdir),
+        *trackers.create_writers(config, workdir)])
     parameter_overview.log_parameter_overview(g_state.params, msg='Generator')
     parameter_overview.log_parameter_overview(d_state.params,
                                               msg='Discriminator')
@@ -193,8 +196,9 @@ def train_and_evaluate(
                 else epoch_steps)
   best_manager = None
   if evaluator:
+    metric = evaluation.best_metric(config)
     best_manager = checkpoint.create_manager(
-        workdir, best_metric=evaluation.best_metric(config))
+        workdir, best_metric=metric, best_mode=evaluation.best_mode(metric))
   train_iter = jax_utils.prefetch_to_device(
       train_iter, config.data.prefetch_to_device)
 
@@ -206,7 +210,7 @@ def train_and_evaluate(
       in_axes=(0, 0, 0, None), donate_argnums=(0, 1))
   g_state, d_state = jax_utils.replicate((g_state, d_state))
   fixed_z = jax.random.normal(sample_rng,
-                              (config.num_samples, config.model.nz))
+                              (config.grid_images, config.model.nz))
 
   generate = jax.jit(steps.generate)
 
@@ -217,6 +221,14 @@ def train_and_evaluate(
         generate(jax_utils.unreplicate(g_state), fixed_z)))
     images.save_png(paths.path(workdir) / 'samples' / f'{step:07d}.png', grid)
     writer.write_images(step, {'samples': grid[None]})
+
+  def write_real_images(batch: Any) -> None:
+    """A grid of the first real batch, for plots' real-vs-fake figure."""
+    path = plots.real_images_path(workdir)
+    if is_chief and not path.exists():
+      batch = np.asarray(batch)
+      images.save_png(path, images.make_grid(images.to_uint8(
+          batch.reshape(-1, *batch.shape[-3:])[:config.grid_images])))
 
   def host_states() -> tuple[steps.GeneratorState, steps.TrainState]:
     return jax.device_get(jax_utils.unreplicate((g_state, d_state)))
@@ -237,6 +249,8 @@ def train_and_evaluate(
       for step in range(start_step + 1, total_steps + 1):
         with jax.profiler.StepTraceAnnotation('train', step_num=step):
           batch = next(train_iter)
+          if step == start_step + 1:
+            write_real_images(batch)
           g_state, d_state, metrics = p_train_step(g_state, d_state, batch,
                                                    step_rng)
         pending_metrics.append((step, metrics))
@@ -289,10 +303,11 @@ def train_and_evaluate(
         with contextlib.suppress(Exception):
           pending.wait_until_finished()
     raise
+  finally:
+    writer.close()
   checkpoint.wait(manager)
   if best_manager:
     checkpoint.wait(best_manager)
-  writer.flush()
   if is_chief:
     plots.write_plots(workdir)
   return host_states()

@@ -1,5 +1,7 @@
 """Frechet distance and KID against independent numpy/scipy computations."""
 
+import os
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -75,10 +77,11 @@ def _naive_mmd2(x, y):
 def test_kid_equals_naive_unbiased_mmd():
   rng = np.random.default_rng(3)
   x, y = rng.normal(size=(30, 5)), rng.normal(size=(30, 5)) + 0.3
-  # One subset holding all of both sets: the plain unbiased MMD^2.
+  # One subset holding all of both sets: the plain unbiased MMD^2 (kernel
+  # values in float32 on the device).
   mean, std = distances.kernel_inception_distance(x, y, num_subsets=1,
                                                   subset_size=100)
-  assert mean == pytest.approx(_naive_mmd2(x, y), rel=1e-10)
+  assert mean == pytest.approx(_naive_mmd2(x, y), rel=1e-6)
   assert std == 0
 
 
@@ -90,3 +93,99 @@ def test_kid_near_zero_for_same_distribution_and_grows_with_shift():
   far, _ = distances.kernel_inception_distance(x, y + 1.0, 20, 200)
   assert abs(same) < 3 * same_std + 1e-3
   assert same < near < far
+
+
+def test_kid_subsets_equal_a_numpy_loop():
+  rng = np.random.default_rng(5)
+  x, y = rng.normal(size=(300, 64)), rng.normal(size=(250, 64)) * 1.2
+  mean, std = distances.kernel_inception_distance(x, y, 7, 40, seed=3)
+  # The same subsets, drawn in the same order.
+  choice = np.random.default_rng(3)
+  values = []
+  for _ in range(7):
+    a = x[choice.choice(300, 40, replace=False)]
+    b = y[choice.choice(250, 40, replace=False)]
+    k = lambda u, v: (u @ v.T / 64 + 1) ** 3
+    values.append((k(a, a).sum() - np.trace(k(a, a))) / (40 * 39)
+                  + (k(b, b).sum() - np.trace(k(b, b))) / (40 * 39)
+                  - 2 * k(a, b).mean())
+  assert mean == pytest.approx(np.mean(values), rel=1e-5)
+  assert std == pytest.approx(np.std(values), rel=1e-4)
+
+
+def _prdc_loop(real, fake, k_pr, k_dc):
+  """The papers' definitions, one point at a time, in float64."""
+  d = lambda a, b: np.sqrt(((a - b) ** 2).sum())
+  def radius(points, i, k):
+    others = sorted(d(points[i], points[j]) for j in range(len(points))
+                    if j != i)
+    return others[k - 1]
+  r_pr = [radius(real, i, k_pr) for i in range(len(real))]
+  r_dc = [radius(real, i, k_dc) for i in range(len(real))]
+  f_pr = [radius(fake, j, k_pr) for j in range(len(fake))]
+  cross = [[d(r, f) for f in fake] for r in real]
+  precision = np.mean([any(cross[i][j] < r_pr[i] for i in range(len(real)))
+                       for j in range(len(fake))])
+  recall = np.mean([any(cross[i][j] < f_pr[j] for j in range(len(fake)))
+                    for i in range(len(real))])
+  density = sum(cross[i][j] < r_dc[i] for i in range(len(real))
+                for j in range(len(fake))) / (k_dc * len(fake))
+  coverage = np.mean([min(cross[i]) < r_dc[i] for i in range(len(real))])
+  return {'precision': precision, 'recall': recall, 'density': density,
+          'coverage': coverage}
+
+
+def test_precision_recall_density_coverage_equal_the_definitions(
+    monkeypatch):
+  # Blocks smaller than the sets, so rows cross block edges and padding.
+  monkeypatch.setattr(distances, 'BLOCK', 16)
+  rng = np.random.default_rng(6)
+  real = rng.normal(size=(45, 6))
+  fake = rng.normal(size=(38, 6)) * 0.8 + 0.4
+  for k_pr, k_dc in ((3, 5), (1, 2)):
+    expected = _prdc_loop(real, fake, k_pr, k_dc)
+    got = distances.precision_recall_density_coverage(real, fake, k_pr, k_dc)
+    for name, value in expected.items():
+      assert got[name] == pytest.approx(value, abs=1e-12), (name, k_pr)
+
+
+def test_precision_recall_density_coverage_equal_the_prdc_package():
+  # Golden: tests/golden/make_prdc_golden.py (prdc 0.2, Naeem et al.'s).
+  with np.load(os.path.join(os.path.dirname(__file__), 'golden',
+                            'prdc_golden.npz')) as golden:
+    real, fake = golden['real'], golden['fake']
+    got = distances.precision_recall_density_coverage(real, fake, 3, 5)
+    for name in ('precision', 'recall'):
+      assert got[name] == pytest.approx(float(golden[f'k3/{name}']),
+                                        abs=1e-12), name
+    for name in ('density', 'coverage'):
+      assert got[name] == pytest.approx(float(golden[f'k5/{name}']),
+                                        abs=1e-12), name
+
+
+def test_identical_sets_are_precise_and_covered():
+  rng = np.random.default_rng(7)
+  x = rng.normal(size=(200, 8))
+  got = distances.precision_recall_density_coverage(x, x)
+  assert got['precision'] == got['recall'] == got['coverage'] == 1.0
+  with pytest.raises(ValueError, match='more than 5 samples'):
+    distances.precision_recall_density_coverage(x[:5], x[:5])
+
+
+def test_inception_score_equals_the_formula():
+  rng = np.random.default_rng(8)
+  logits = rng.normal(size=(50, 7)) * 3
+  p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+  scores = []
+  for i in range(5):
+    part = p[i * 10:(i + 1) * 10]
+    marginal = part.mean(0)
+    scores.append(np.exp(np.mean([
+        sum(q[c] * np.log(q[c] / marginal[c]) for c in range(7))
+        for q in part])))
+  mean, std = distances.inception_score(logits, num_splits=5)
+  assert mean == pytest.approx(np.mean(scores), rel=1e-12)
+  assert std == pytest.approx(np.std(scores), rel=1e-9)
+  # One class per image, each class equally often: IS = number of classes.
+  one_hot = np.eye(7)[np.arange(70) % 7] * 100
+  assert distances.inception_score(one_hot, 1)[0] == pytest.approx(7)

@@ -22,8 +22,10 @@ from dcgan_jax import evaluation
 from dcgan_jax import history
 from dcgan_jax import inception
 from dcgan_jax import idx_files
+from dcgan_jax import images
 from dcgan_jax import labeled_data
 from dcgan_jax import plots
+from dcgan_jax import sample
 from dcgan_jax import steps
 from dcgan_jax import train
 from tests import inception_reference
@@ -154,8 +156,14 @@ def test_training_evaluates_keeps_the_best_and_plots(tmp_path):
   assert results['classifier_fd'] == pytest.approx(values.min(), rel=1e-5)
   del g_state
 
-  for name in ('training.png', 'metrics.png', 'samples.gif'):
+  for name in ('training.png', 'metrics.png', 'samples.gif',
+               'real_vs_fake.png'):
     assert os.path.getsize(os.path.join(workdir, 'plots', name)) > 1000, name
+  # The real half of real_vs_fake: a grid of the first batch of real images
+  # (8 of the folder's dark and bright images, 28 px, padding 2).
+  with Image.open(plots.real_images_path(workdir)) as real:
+    assert real.size == (3 * 30 + 2, 3 * 30 + 2)
+    assert np.asarray(real).max() >= 160
   with Image.open(os.path.join(workdir, 'plots', 'samples.gif')) as gif:
     assert gif.n_frames == 3  # Grids at steps 0, 2 and 4.
 
@@ -176,8 +184,8 @@ def test_bad_eval_configs_fail_before_training(tmp_path):
   config = _eval_config(tmp_path, metrics='fid')
   with pytest.raises(ValueError, match='eval.inception_weights'):
     train.train_and_evaluate(config, str(tmp_path / 'a'))
-  config.eval.metrics = 'fid,precision'
-  with pytest.raises(ValueError, match=r"unknown \['precision'\]"):
+  config.eval.metrics = 'fid,precison'
+  with pytest.raises(ValueError, match=r"unknown \['precison'\]"):
     train.train_and_evaluate(config, str(tmp_path / 'b'))
   config.eval.metrics = 'fid'
   config.eval.inception_weights = str(tmp_path / 'missing.npz')
@@ -199,34 +207,167 @@ def test_bad_eval_configs_fail_before_training(tmp_path):
     assert not os.path.exists(tmp_path / name / 'checkpoints')
 
 
-def test_fid_and_kid_on_the_devices_match_host_features(tmp_path):
-  weights = str(tmp_path / 'inception.npz')
-  inception.save_state_dict(weights, inception_reference.random_state_dict())
+def _inception_weights(tmp_path):
+  """Random weights with pytorch-fid's classifier layer."""
+  state_dict = inception_reference.random_state_dict()
+  rng = np.random.default_rng(2)
+  state_dict['fc.weight'] = rng.normal(0, 0.05, (1008, 2048)).astype(
+      np.float32)
+  state_dict['fc.bias'] = np.zeros(1008, np.float32)
+  path = str(tmp_path / 'inception.npz')
+  inception.save_state_dict(path, state_dict)
+  return path
+
+
+def test_inception_metrics_on_the_devices_match_host_features(tmp_path):
   config = _load_config('test')
-  config.eval.metrics = 'fid,kid'
-  config.eval.inception_weights = weights
+  config.eval.metrics = ('fid,kid,precision,recall,density,coverage,'
+                         'inception_score')
+  config.eval.inception_weights = _inception_weights(tmp_path)
   config.eval.num_samples = 10  # Not a multiple of the 4-device batches.
   config.eval.batch_size = 8
   config.eval.kid_subset_size = 5
+  config.eval.is_splits = 2
   config.eval.cache_dir = str(tmp_path / 'cache')
   evaluator = evaluation.Evaluator(config)
   g_state, _ = steps.create_train_states(config, jax.random.key(0))
   results = evaluator(jax_utils.replicate(g_state))
 
-  fake = evaluator.fake_features('inception', jax_utils.replicate(g_state))
+  fake, logits = evaluator.fake_features('inception',
+                                         jax_utils.replicate(g_state))
   assert fake.shape == (10, inception.FEATURE_DIM)
-  # The same images embedded on the host, one batch, no pmap.
+  assert logits.shape == (10, inception.NUM_CLASSES)
+  # The same images, rounded to uint8 as a PNG holds them, embedded on the
+  # host in one batch, no pmap.
   z = evaluation.eval_z(config.eval.seed, np.arange(10), config.model.nz)
+  variables = inception.load_variables(config.eval.inception_weights)
   expected = jax.jit(inception.features)(
-      inception.load_variables(weights), steps.generate(g_state, z))
+      variables, images.to_uint8(steps.generate(g_state, z)))
   np.testing.assert_allclose(fake, expected, rtol=1e-4,
                              atol=1e-4 * np.abs(expected).max())
+  np.testing.assert_allclose(logits, inception.logits(variables, fake),
+                             rtol=1e-4, atol=1e-4)
   real = evaluator.real_features('inception')
   assert results['fid'] == pytest.approx(
       distances.frechet_distance_of_features(real, fake), rel=1e-6)
   assert results['kid'] == pytest.approx(
       distances.kernel_inception_distance(real, fake, 100, 5, 0)[0],
       rel=1e-6)
+  manifold = distances.precision_recall_density_coverage(real, fake, 3, 5)
+  for name, value in manifold.items():
+    assert results[name] == value, name
+  assert (results['inception_score'], results['inception_score_std']) == (
+      pytest.approx(distances.inception_score(logits, 2), rel=1e-6))
+
+  # Without the classifier layer the Inception Score is refused at start.
+  weights = str(tmp_path / 'no_fc.npz')
+  inception.save_state_dict(weights, inception_reference.random_state_dict())
+  config.eval.inception_weights = weights
+  with pytest.raises(ValueError, match=r'no_fc.npz.*no classifier layer'):
+    evaluation.Evaluator(config)
+  config.eval.metrics = 'fid'
+  config.eval.resize = 'area'
+  with pytest.raises(ValueError, match=r"eval.resize='area'.*tensorflow"):
+    evaluation.Evaluator(config)
+
+
+def test_higher_is_better_metrics_keep_the_highest():
+  assert evaluation.best_mode('classifier_fd') == 'min'
+  assert evaluation.best_mode('kid') == 'min'
+  for name in ('precision', 'classifier_recall', 'density',
+               'classifier_coverage', 'inception_score'):
+    assert evaluation.best_mode(name) == 'max', name
+
+
+def test_images_and_statistics_files_score_as_the_checkpoint(tmp_path):
+  config = _eval_config(
+      tmp_path, metrics='classifier_fd,classifier_kid,classifier_precision,'
+      'classifier_recall,classifier_density,classifier_coverage')
+  config.eval.num_samples = 20
+  config.eval.pr_k, config.eval.dc_k = 2, 3
+  workdir = str(tmp_path / 'run')
+  g_state, d_state = steps.create_train_states(config, jax.random.key(1))
+  manager = checkpoint.create_manager(workdir)
+  checkpoint.save(manager, 7, g_state, d_state, jax.random.key(0), config)
+  checkpoint.wait(manager)
+  step, expected = evaluate.evaluate(workdir)
+  assert step == 7 and set(expected) == {
+      'classifier_fd', 'classifier_kid', 'classifier_kid_std',
+      'classifier_precision', 'classifier_recall', 'classifier_density',
+      'classifier_coverage'}
+
+  # The checkpoint's evaluation images, as sample.py would write them.
+  z = evaluation.eval_z(config.eval.seed, np.arange(20), config.model.nz)
+  pixels = np.asarray(sample.generate_uint8(g_state, z))
+  sample.write_images(pixels, str(tmp_path / 'fake.npz'), grid=False)
+  sample.write_images(pixels, str(tmp_path / 'fake'), grid=False)
+  for source in ('fake.npz', 'fake'):
+    results = evaluate.score_images(config, str(tmp_path / source))
+    assert results.pop('num_images') == 20
+    assert results.pop('images') == str(tmp_path / source)
+    assert results == pytest.approx(expected, rel=1e-5, abs=1e-9), source
+
+  # A statistics file of the dataset gives the same numbers without
+  # reading the dataset (nor its cached features).
+  stats = str(tmp_path / 'stats.npz')
+  meta = evaluate.save_stats(config, stats)
+  space = meta['spaces']['classifier']
+  assert space['num_images'] == 20 and space['extractor'] == 'classifier'
+  arrays = np.load(stats)
+  assert arrays['classifier/features'].shape == (20, classifier.FEATURE_DIM)
+  np.testing.assert_allclose(
+      arrays['classifier/mu'], arrays['classifier/features'].mean(0),
+      rtol=1e-6)
+  cached = glob.glob(os.path.join(config.eval.cache_dir, 'real_features_*'))
+  assert len(cached) == 1
+  os.remove(cached[0])
+  results = evaluate.score_images(config, str(tmp_path / 'fake.npz'),
+                                  reference_stats=stats)
+  assert {k: results[k] for k in expected} == pytest.approx(
+      expected, rel=1e-5, abs=1e-9)
+  assert not glob.glob(os.path.join(config.eval.cache_dir, 'real_features_*'))
+
+  # A file made with other weights, or lacking a space, is refused.
+  record = dict(arrays)
+  spaces = {'classifier': {**space, 'weights': '0123abcd'}}
+  record['meta'] = np.frombuffer(json.dumps({'spaces': spaces}).encode(),
+                                 np.uint8)
+  np.savez(tmp_path / 'other.npz', **record)
+  with pytest.raises(ValueError, match=r"other.npz holds classifier "
+                     r"features made with another weights '0123abcd'"):
+    evaluate.score_images(config, str(tmp_path / 'fake.npz'),
+                          reference_stats=str(tmp_path / 'other.npz'))
+  config.eval.metrics = 'fid'
+  config.eval.inception_weights = _inception_weights(tmp_path)
+  with pytest.raises(ValueError, match=r'holds no inception features'):
+    evaluation.Evaluator(config)._features_from_stats(stats, 'inception')  # pylint: disable=protected-access
+  spaces = {'inception': {'extractor': 'inception', 'resize': 'tensorflow',
+                          'weights': evaluation.Evaluator(config).provenance(
+                              'inception')['weights']}}
+  record['meta'] = np.frombuffer(json.dumps({'spaces': spaces}).encode(),
+                                 np.uint8)
+  np.savez(tmp_path / 'tf.npz', **record)
+  with pytest.raises(ValueError, match=r"another resize 'tensorflow' \(this "
+                     r"evaluation: 'pytorch'\)"):
+    evaluation.Evaluator(config)._features_from_stats(  # pylint: disable=protected-access
+        str(tmp_path / 'tf.npz'), 'inception')
+
+  # The command line: images against the statistics file, same JSON.
+  result = subprocess.run(
+      [sys.executable, '-m', 'dcgan_jax.evaluate', '--config=configs/test.py',
+       f'--images={tmp_path / "fake"}', f'--stats={stats}',
+       f'--metrics={",".join(m for m in expected if "_std" not in m)}',
+       f'--cache_dir={tmp_path / "cache"}', '--config.eval.pr_k=2',
+       '--config.eval.dc_k=3', '--config.eval.kid_subsets=5',
+       '--config.eval.kid_subset_size=16', '--config.data.name=folder',
+       f'--config.data.path={tmp_path / "images"}',
+       f'--config.eval.classifier_path={classifier.default_path(_eval_config(tmp_path))}'],
+      cwd=REPO, capture_output=True, text=True, timeout=600,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert result.returncode == 0, result.stderr[-3000:]
+  printed = json.loads(result.stdout)
+  assert {k: printed[k] for k in expected} == pytest.approx(
+      expected, rel=1e-5, abs=1e-9)
 
 
 def test_history_keeps_the_latest_value_per_step(tmp_path):

@@ -51,6 +51,51 @@ def test_resize_matches_pytorch_bilinear_formula():
                              atol=1e-6)
 
 
+def test_resize_matches_tensorflow_graph_resize():
+  # The TTUR graph's ResizeBilinear: TF1's resize_bilinear with
+  # align_corners=False (no half-pixel centres), then (x - 128) / 128.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  for shape in ((2, 28, 28, 1), (1, 32, 48, 3), (1, 331, 400, 3)):
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    expected = tf.compat.v1.image.resize_bilinear(
+        np.repeat(pixels, 3 // shape[-1], -1).astype(np.float32),
+        (inception.INPUT_SIZE, inception.INPUT_SIZE), align_corners=False,
+        half_pixel_centers=False).numpy()
+    expected = (expected - 128) / 128
+    for images in (pixels, pixels / 127.5 - 1):  # uint8 or in [-1, 1].
+      got = np.asarray(jax.jit(inception.preprocess, static_argnames='resize')(
+          images.astype(images.dtype if images.dtype == np.uint8
+                        else np.float32), resize='tensorflow'))
+      # TF computes the sample positions in float32: 0.01 of a grey level.
+      np.testing.assert_allclose(got, expected, atol=1e-4)
+  # The two modes differ: the published numbers of each need its own.
+  pytorch = np.asarray(inception.preprocess(pixels, 'pytorch'))
+  assert np.abs(pytorch - expected).max() > 0.05
+  with pytest.raises(ValueError, match="eval.resize='area'"):
+    inception.preprocess(pixels, 'area')
+
+
+def test_classifier_layer_loads_and_gives_logits(tmp_path):
+  state_dict = inception_reference.random_state_dict()
+  rng = np.random.default_rng(1)
+  state_dict['fc.weight'] = rng.normal(size=(1008, 2048)).astype(np.float32)
+  state_dict['fc.bias'] = rng.normal(size=1008).astype(np.float32)
+  variables = inception.variables_from_torch(state_dict)
+  assert inception.has_logits(variables)
+  pool = rng.normal(size=(3, 2048)).astype(np.float32)
+  # The Inception Score's logits: pool3 times the weights, without the bias.
+  np.testing.assert_allclose(inception.logits(variables, pool),
+                             pool @ state_dict['fc.weight'].T, rtol=1e-5,
+                             atol=1e-4)
+  path = str(tmp_path / 'inception.npz')
+  inception.save_state_dict(path, inception.variables_to_torch(variables))
+  jax.tree.map(np.testing.assert_array_equal, inception.load_variables(path),
+               variables)
+  del state_dict['fc.weight'], state_dict['fc.bias']
+  assert not inception.has_logits(inception.variables_from_torch(state_dict))
+
+
 @pytest.mark.parametrize('name', ['state_dict_zip.pth',
                                   'state_dict_legacy.pth'])
 def test_reads_both_torch_save_formats(name):

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+from absl import flags
 import jax
 import numpy as np
 import pytest
@@ -72,7 +73,7 @@ def test_one_step_run_then_sample(name, tmp_path):
   config.batch_size = 8
   config.num_train_steps = 1
   config.data.shuffle_buffer = 16
-  config.num_samples = 4
+  config.grid_images = 4
   config.eval.metrics = ''  # Evaluation: tests/evaluation_test.py.
   workdir = str(tmp_path)
   with tfds.testing.mock_data(num_examples=16):
@@ -200,3 +201,11 @@ def test_resumed_run_ends_where_an_uninterrupted_run_does(tmp_path, recipe):
   resumed = train.train_and_evaluate(config, str(tmp_path / 'resumed'))
   for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
     np.testing.assert_array_equal(a, b)
+
+
+def test_command_line_modules_import_together():
+  # Each defines its flags only when run as a program.
+  for name in ('main', 'sample', 'evaluate', 'explore', 'plots',
+               'train_classifier', 'convert_inception'):
+    importlib.import_module(f'dcgan_jax.{name}')
+  assert not {'workdir', 'out', 'images', 'config'} & set(flags.FLAGS)

@@ -153,7 +153,7 @@ def test_two_processes_train_like_one_and_resume_across_topologies(
   assert sorted(os.listdir(os.path.join(two, 'samples'))) == [
       f'000000{s}.png' for s in (0, 2, 4, 6)]
   assert sorted(os.listdir(os.path.join(two, 'plots'))) == [
-      'metrics.png', 'samples.gif', 'training.png']
+      'metrics.png', 'real_vs_fake.png', 'samples.gif', 'training.png']
   with open(os.path.join(two, history.FILENAME)) as f:
     logged = [(record['step'], name) for record in map(json.loads, f)
               for name in record if name != 'step']
