@@ -1,5 +1,5 @@
-"""Test setup: four fake CPU devices, so pmap paths run on any machine, and
-one compilation cache for the whole run.
+"""Test setup: four fake CPU devices, so pmap paths run on any machine,
+cheaper compilation, and one compilation cache for the whole run.
 
 XLA reads the flag when JAX initialises its backend, so it is set here,
 before any test module imports jax.
@@ -7,9 +7,14 @@ before any test module imports jax.
 
 import os
 
+# The suite compiles hundreds of small programs, most run a few times:
+# XLA:CPU's cheaper LLVM optimisation cuts compile time by about a third
+# and leaves the results unchanged (the subprocesses inherit it too).
 os.environ['XLA_FLAGS'] = (
     os.environ.get('XLA_FLAGS', '') +
-    ' --xla_force_host_platform_device_count=4').strip()
+    ' --xla_force_host_platform_device_count=4'
+    ' --xla_llvm_disable_expensive_passes=true'
+    ' --xla_backend_optimization_level=1').strip()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # Many tests, and the processes they start, compile the same small
 # programs: JAX's persistent cache, shared by the test workers and their
@@ -22,6 +27,12 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 import ml_collections  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def pytest_collection_modifyitems(items):
+  # The slow tests first: on two workers they start at once and the many
+  # short tests even out the end, instead of one long test running alone.
+  items.sort(key=lambda item: item.get_closest_marker('slow') is None)
 
 
 def tiny_config(image_size: int = 28, channels: int = 1, batch_size: int = 16,

@@ -237,14 +237,20 @@ def test_inception_metrics_on_the_devices_match_host_features(tmp_path):
                                          jax_utils.replicate(g_state))
   assert fake.shape == (10, inception.FEATURE_DIM)
   assert logits.shape == (10, inception.NUM_CLASSES)
-  # The same images, rounded to uint8 as a PNG holds them, embedded on the
-  # host in one batch, no pmap.
+  # The same images generated on the host, rounded to uint8 as a PNG holds
+  # them, in order, through the network as the real images go (floats in
+  # [-1, 1], the program already compiled for them).
   z = evaluation.eval_z(config.eval.seed, np.arange(10), config.model.nz)
-  variables = inception.load_variables(config.eval.inception_weights)
-  expected = jax.jit(inception.features)(
-      variables, images.to_uint8(steps.generate(g_state, z)))
+  pixels = images.to_uint8(steps.generate(g_state, z))
+  batches = np.concatenate([pixels.astype(np.float32) / 127.5 - 1,
+                            np.zeros((6, 28, 28, 1), np.float32)])
+  embed, _, replicated = evaluator._functions('inception')  # pylint: disable=protected-access
+  expected = np.concatenate([
+      np.asarray(embed(replicated, batch.reshape(4, 2, 28, 28, 1))[0]
+                 ).reshape(8, -1) for batch in np.split(batches, 2)])[:10]
   np.testing.assert_allclose(fake, expected, rtol=1e-4,
                              atol=1e-4 * np.abs(expected).max())
+  variables = inception.load_variables(config.eval.inception_weights)
   np.testing.assert_allclose(logits, inception.logits(variables, fake),
                              rtol=1e-4, atol=1e-4)
   real = evaluator.real_features('inception')

@@ -125,6 +125,7 @@ def _config(tmp_path):
   return config
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one_and_resume_across_topologies(
     tmp_path):
   config = _config(tmp_path)
