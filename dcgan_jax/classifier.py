@@ -8,7 +8,6 @@ unpickles anything.
 """
 
 import hashlib
-import json
 import time
 from typing import Any
 
@@ -109,14 +108,14 @@ def to_bytes(variables: dict[str, Any], meta: dict[str, Any]) -> bytes:
   """Weights and meta (JSON) as the bytes of one .npz."""
   flat = {'/'.join(k.key for k in p): np.asarray(v) for p, v in
           jax.tree_util.tree_leaves_with_path(variables)}
-  flat['meta'] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+  flat['meta'] = paths.json_to_array(meta)
   return paths.npz_bytes(flat)
 
 
 def from_bytes(data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
   """(variables, meta) from to_bytes(); loading unpickles nothing."""
   flat = paths.arrays_from_npz(data)
-  meta = json.loads(flat.pop('meta').tobytes())
+  meta = paths.json_from_array(flat.pop('meta'))
   return traverse_util.unflatten_dict(flat, sep='/'), meta
 
 

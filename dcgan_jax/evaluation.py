@@ -159,12 +159,15 @@ class Evaluator:
       self.spaces['classifier'] = (classifier.features,
                                    classifier.from_bytes(data)[0])
     self._real: dict[str, np.ndarray] = {}
+    self._digests: dict[str, str] = {}
     self._fake_z: list[jax.Array] = []  # Per batch, this host's rows.
     self._compiled: dict[str, tuple[Callable, Callable, Any]] = {}
 
   def provenance(self, space: str) -> dict[str, Any]:
     """What features of a space depend on, besides the images."""
-    record = {'extractor': space, 'weights': _digest(self.spaces[space][1])}
+    if space not in self._digests:
+      self._digests[space] = _digest(self.spaces[space][1])
+    record = {'extractor': space, 'weights': self._digests[space]}
     if space == 'inception':
       record['resize'] = self.config.eval.resize
     return record
@@ -243,7 +246,7 @@ class Evaluator:
     arrays = paths.arrays_from_npz(hosts.run_on_chief(
         lambda: paths.path(path).read_bytes(),
         f'read the statistics file {path}'))
-    meta = json.loads(arrays['meta'].tobytes()) if 'meta' in arrays else {}
+    meta = paths.json_from_array(arrays['meta']) if 'meta' in arrays else {}
     if space not in meta.get('spaces', {}):
       raise ValueError(
           f'{path} holds no {space} features (it has '
@@ -382,7 +385,7 @@ class Evaluator:
                      f'{space}/sigma': covariance})
       meta['spaces'][space] = {**self.provenance(space),
                                'num_images': len(features)}
-    arrays['meta'] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    arrays['meta'] = paths.json_to_array(meta)
     if hosts.is_chief():
       paths.write_npz(path, arrays)
     return meta

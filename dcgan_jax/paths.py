@@ -7,6 +7,7 @@ local directory.
 
 import contextlib
 import io
+import json
 import os
 import re
 from typing import IO, Iterator, Mapping
@@ -62,6 +63,16 @@ def arrays_from_npz(data: bytes) -> dict[str, np.ndarray]:
   off), so a malicious file cannot run code."""
   with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
     return {name: arrays[name] for name in arrays.files}
+
+
+def json_to_array(record: object) -> np.ndarray:
+  """A JSON-serialisable record as a uint8 array, to store in an .npz."""
+  return np.frombuffer(json.dumps(record).encode(), np.uint8)
+
+
+def json_from_array(array: np.ndarray) -> object:
+  """The inverse of json_to_array."""
+  return json.loads(array.tobytes())
 
 
 def write_npz(p: PathLike, arrays: Mapping[str, np.ndarray]) -> None:

@@ -24,6 +24,7 @@ from dcgan_jax import inception
 from dcgan_jax import idx_files
 from dcgan_jax import images
 from dcgan_jax import labeled_data
+from dcgan_jax import paths
 from dcgan_jax import plots
 from dcgan_jax import sample
 from dcgan_jax import steps
@@ -336,8 +337,7 @@ def test_images_and_statistics_files_score_as_the_checkpoint(tmp_path):
   # A file made with other weights, or lacking a space, is refused.
   record = dict(arrays)
   spaces = {'classifier': {**space, 'weights': '0123abcd'}}
-  record['meta'] = np.frombuffer(json.dumps({'spaces': spaces}).encode(),
-                                 np.uint8)
+  record['meta'] = paths.json_to_array({'spaces': spaces})
   np.savez(tmp_path / 'other.npz', **record)
   with pytest.raises(ValueError, match=r"other.npz holds classifier "
                      r"features made with another weights '0123abcd'"):
@@ -350,8 +350,7 @@ def test_images_and_statistics_files_score_as_the_checkpoint(tmp_path):
   spaces = {'inception': {'extractor': 'inception', 'resize': 'tensorflow',
                           'weights': evaluation.Evaluator(config).provenance(
                               'inception')['weights']}}
-  record['meta'] = np.frombuffer(json.dumps({'spaces': spaces}).encode(),
-                                 np.uint8)
+  record['meta'] = paths.json_to_array({'spaces': spaces})
   np.savez(tmp_path / 'tf.npz', **record)
   with pytest.raises(ValueError, match=r"another resize 'tensorflow' \(this "
                      r"evaluation: 'pytorch'\)"):
