@@ -4,14 +4,13 @@ benchmarks only: same architecture, init, BCE and Adam as dcgan_jax.
 G: ConvTranspose2d(nz, f, base) + BN + ReLU, then 4x4 stride-2
 ConvTranspose2d + BN + ReLU, the last to the image channels + Tanh; D: 4x4
 stride-2 Conv2d + LeakyReLU(0.2) (BatchNorm from the second on), then a
-base x base valid Conv2d to one logit. Layouts as in dcgan_jax.models
-(`ARCHITECTURES`).
+base x base valid Conv2d to one logit. `architecture` is dcgan_jax's
+(`models.ARCHITECTURES[image_size]`: base resolution, number of stride-2
+layers), passed in so that this module does not import JAX.
 """
 
 import torch
 from torch import nn
-
-from dcgan_jax import models
 
 
 def _init(module: nn.Module) -> None:
@@ -22,9 +21,9 @@ def _init(module: nn.Module) -> None:
     nn.init.zeros_(module.bias)
 
 
-def generator(image_size: int, channels: int, nz: int = 100,
+def generator(architecture: tuple[int, int], channels: int, nz: int = 100,
               ngf: int = 64) -> nn.Sequential:
-  base, num_up = models.ARCHITECTURES[image_size]
+  base, num_up = architecture
   features = ngf * 2 ** (num_up - 1)
   layers = [nn.ConvTranspose2d(nz, features, base, 1, 0, bias=False),
             nn.BatchNorm2d(features), nn.ReLU(True)]
@@ -40,9 +39,9 @@ def generator(image_size: int, channels: int, nz: int = 100,
   return net
 
 
-def discriminator(image_size: int, channels: int,
+def discriminator(architecture: tuple[int, int], channels: int,
                   ndf: int = 64) -> nn.Sequential:
-  base, num_down = models.ARCHITECTURES[image_size]
+  base, num_down = architecture
   layers, features_in = [], channels
   for i in range(num_down):
     features = ndf * 2**i
@@ -60,13 +59,15 @@ def discriminator(image_size: int, channels: int,
 
 class ReferenceStep:
   """One D update on a real and a fake batch, then one G update on the same
-  fake batch: the tutorial's loop, with BCE on logits."""
+  fake batch: the tutorial's loop, with BCE on logits. Calls return D's
+  and G's losses as tensors."""
 
-  def __init__(self, image_size: int, channels: int, batch_size: int,
-               device: str = 'cpu', compile_models: bool = False,
-               bfloat16: bool = False, nz: int = 100):
-    self.netG = generator(image_size, channels, nz).to(device)
-    self.netD = discriminator(image_size, channels).to(device)
+  def __init__(self, architecture: tuple[int, int], channels: int,
+               batch_size: int, device: str = 'cpu',
+               compile_models: bool = False, bfloat16: bool = False,
+               nz: int = 100):
+    self.netG = generator(architecture, channels, nz).to(device)
+    self.netD = discriminator(architecture, channels).to(device)
     self.num_params = (sum(p.numel() for p in self.netG.parameters()),
                        sum(p.numel() for p in self.netD.parameters()))
     if compile_models:
@@ -82,7 +83,8 @@ class ReferenceStep:
     self.ones = torch.ones(batch_size, device=device)
     self.zeros = torch.zeros(batch_size, device=device)
 
-  def __call__(self, real: torch.Tensor) -> None:
+  def __call__(self, real: torch.Tensor) -> tuple[torch.Tensor,
+                                                  torch.Tensor]:
     with torch.autocast(self.device, torch.bfloat16, enabled=self.bfloat16):
       self.netD.zero_grad(set_to_none=True)
       err_real = self.criterion(self.netD(real).float(), self.ones)
@@ -96,3 +98,4 @@ class ReferenceStep:
       err_g = self.criterion(self.netD(fake).float(), self.ones)
       err_g.backward()
       self.optG.step()
+    return (err_real + err_fake).detach(), err_g.detach()

@@ -45,6 +45,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dcgan_jax import winograd
+
 # image_size -> (base resolution, number of stride-2 layers) of `dcgan` and
 # `dcgan_upsample`.
 ARCHITECTURES = {28: (7, 2), 32: (4, 3), 64: (4, 4), 128: (4, 5)}
@@ -156,23 +158,70 @@ def _conv_transpose4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
                                 dimension_numbers=_NHWC)
 
 
-def _conv4x4_stride2_as_2x2(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """The same convolution as a stride-1 2x2 one over 2x2 pixel blocks.
-
-  Input pixel (2i + p, 2j + q) of the padded image becomes channel (p, q)
-  of block (i, j), and kernel tap (2a + p, 2b + q) becomes tap (a, b) of
-  that channel.
-  """
+def _blocks(x: jax.Array) -> jax.Array:
+  """The image padded by 1 as 2x2 pixel blocks: pixel (2i + p, 2j + q) of
+  the padded image becomes channel (p, q) of block (i, j)."""
   batch, height, width, channels = x.shape
   padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  blocks = padded.reshape(batch, height // 2 + 1, 2, width // 2 + 1, 2,
-                          channels).transpose(0, 1, 3, 2, 4, 5).reshape(
-                              batch, height // 2 + 1, width // 2 + 1,
-                              4 * channels)
-  kernel = kernel.reshape(2, 2, 2, 2, channels, -1).transpose(
+  return padded.reshape(batch, height // 2 + 1, 2, width // 2 + 1, 2,
+                        channels).transpose(0, 1, 3, 2, 4, 5).reshape(
+                            batch, height // 2 + 1, width // 2 + 1,
+                            4 * channels)
+
+
+def _unblocks(blocks: jax.Array, channels: int) -> jax.Array:
+  """The transpose of `_blocks`: blocks back to pixels, padding cut."""
+  batch, height, width, _ = blocks.shape
+  x = blocks.reshape(batch, height, width, 2, 2, channels).transpose(
+      0, 1, 3, 2, 4, 5).reshape(batch, 2 * height, 2 * width, channels)
+  return x[:, 1:-1, 1:-1]
+
+
+def _block_kernel(kernel: jax.Array) -> jax.Array:
+  """Tap (2a + p, 2b + q) of the 4x4 kernel as tap (a, b) of block channel
+  (p, q): the 2x2 kernel over `_blocks`."""
+  channels = kernel.shape[2]
+  return kernel.reshape(2, 2, 2, 2, channels, -1).transpose(
       0, 2, 1, 3, 4, 5).reshape(2, 2, 4 * channels, -1)
-  return jax.lax.conv_general_dilated(blocks, kernel, (1, 1), 'VALID',
+
+
+def _unblock_kernel(kernel: jax.Array, channels: int) -> jax.Array:
+  """The inverse of `_block_kernel`."""
+  return kernel.reshape(2, 2, 2, 2, channels, -1).transpose(
+      0, 2, 1, 3, 4, 5).reshape(4, 4, channels, -1)
+
+
+def _conv4x4_stride2_as_2x2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The same convolution as a stride-1 2x2 one over `_blocks`."""
+  return jax.lax.conv_general_dilated(_blocks(x), _block_kernel(kernel),
+                                      (1, 1), 'VALID',
                                       dimension_numbers=_NHWC)
+
+
+def _winograd_pays(out_height: int, out_width: int, in_channels: int,
+                   out_channels: int) -> bool:
+  """Whether a 4x4 stride-2 convolution with this output size and these
+  channels runs its forward pass and both gradients faster as Winograd
+  F(2x2, 2x2) over `_blocks` than in XLA's forms on CPU (the per-layer
+  table in BENCHMARKS.md, benchmarks/layer_flops.py): outputs of at most
+  8x8 with at least 64 channels either side. At larger outputs the
+  transforms' memory traffic costs more than the multiplies saved."""
+  return out_height * out_width <= 256 and min(in_channels,
+                                              out_channels) >= 64
+
+
+def _uses_winograd(x_shape: tuple[int, ...], out_channels: int) -> bool:
+  """`_winograd_pays` for the convolution of an input of x_shape."""
+  return _winograd_pays(x_shape[1] // 2, x_shape[2] // 2, x_shape[3],
+                        out_channels)
+
+
+def _cpu_forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The 4x4 stride-2 convolution: Winograd over blocks where it pays,
+  else XLA's direct convolution."""
+  if _uses_winograd(x.shape, kernel.shape[3]):
+    return winograd.conv2x2(_blocks(x), _block_kernel(kernel))
+  return _conv4x4_stride2(x, kernel)
 
 
 def _bilinear(forward: Callable[[jax.Array, jax.Array], jax.Array],
@@ -193,15 +242,18 @@ def _bilinear(forward: Callable[[jax.Array, jax.Array], jax.Array],
   return function
 
 
-def _chunked_kernel_grad(x: jax.Array, out_grad: jax.Array) -> jax.Array:
+def _cpu_kernel_grad(x: jax.Array, out_grad: jax.Array) -> jax.Array:
   """Kernel gradient of the 4x4 stride-2 convolution at input x.
 
-  Summed over batch chunks of 4 where the output is at least 16x16 and
-  neither side has only 1 or 2 channels: there XLA:CPU computes chunks
-  faster than the whole batch, elsewhere not (benchmarks/layer_flops.py,
-  BENCHMARKS.md).
+  Winograd over blocks where it pays; else XLA's, summed over batch chunks
+  of 4 where the output is at least 16x16 and neither side has only 1 or 2
+  channels: there XLA:CPU computes chunks faster than the whole batch,
+  elsewhere not (benchmarks/layer_flops.py, BENCHMARKS.md).
   """
   kernel_shape = (4, 4, x.shape[-1], out_grad.shape[-1])
+  if _uses_winograd(x.shape, out_grad.shape[-1]):
+    return _unblock_kernel(winograd.conv2x2_kernel_grad(_blocks(x), out_grad),
+                           x.shape[-1])
 
   def whole(x, out_grad):
     return jax.vjp(lambda k: _conv4x4_stride2(x, k),
@@ -219,20 +271,25 @@ def _chunked_kernel_grad(x: jax.Array, out_grad: jax.Array) -> jax.Array:
 # Bilinear in (x, out_grad): its gradients are the input gradient and the
 # convolution with the kernel cotangent.
 _cpu_conv4x4_stride2_kernel_grad = _bilinear(
-    _chunked_kernel_grad,
+    _cpu_kernel_grad,
     lambda x, out_grad, kernel_cotangent: (
         _cpu_conv4x4_stride2_input_grad(out_grad, kernel_cotangent),
         _cpu_conv4x4_stride2(x, kernel_cotangent)))
 
 
-def _blockwise_input_grad(out_grad: jax.Array,
-                          kernel: jax.Array) -> jax.Array:
+def _cpu_input_grad(out_grad: jax.Array, kernel: jax.Array) -> jax.Array:
   """Input gradient of the 4x4 stride-2 convolution (even input sizes)
-  through the blockwise stride-1 form, which XLA:CPU runs faster than the
-  strided convolution's transposed form (benchmarks/layer_flops.py)."""
+  through the blockwise stride-1 form: Winograd where it pays, else XLA's
+  gradient of the 2x2 convolution over blocks, which XLA:CPU runs faster
+  than the strided convolution's transposed form
+  (benchmarks/layer_flops.py)."""
   batch, height, width, _ = out_grad.shape
   x = jnp.zeros((batch, 2 * height, 2 * width, kernel.shape[2]),
                 out_grad.dtype)
+  if _uses_winograd(x.shape, kernel.shape[3]):
+    return _unblocks(winograd.conv2x2_input_grad(out_grad,
+                                                 _block_kernel(kernel)),
+                     kernel.shape[2])
   return jax.vjp(lambda x: _conv4x4_stride2_as_2x2(x, kernel),
                  x)[1](out_grad)[0]
 
@@ -240,16 +297,16 @@ def _blockwise_input_grad(out_grad: jax.Array,
 # Bilinear in (out_grad, kernel): its gradients are the convolution and the
 # kernel gradient at the input cotangent.
 _cpu_conv4x4_stride2_input_grad = _bilinear(
-    _blockwise_input_grad,
+    _cpu_input_grad,
     lambda out_grad, kernel, x_cotangent: (
         _cpu_conv4x4_stride2(x_cotangent, kernel),
         _cpu_conv4x4_stride2_kernel_grad(x_cotangent, out_grad)))
 
 
-# The direct convolution, with the input gradient as `_blockwise_input_grad`
-# and the kernel gradient as `_chunked_kernel_grad` compute them.
+# The convolution as `_cpu_forward`, the input gradient as `_cpu_input_grad`
+# and the kernel gradient as `_cpu_kernel_grad` compute them.
 _cpu_conv4x4_stride2 = _bilinear(
-    _conv4x4_stride2,
+    _cpu_forward,
     lambda x, kernel, cotangent: (
         _cpu_conv4x4_stride2_input_grad(cotangent, kernel),
         _cpu_conv4x4_stride2_kernel_grad(x, cotangent)))
@@ -306,8 +363,19 @@ def _adjoint_kernel(kernel: jax.Array) -> jax.Array:
   return jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
 
 
-# Forward: four 2x2 convolutions, one per output phase (output pixel
-# (2a + r, 2b + s) only meets kernel taps of parity (r, s)). Backward: this
+def _cpu_conv_transpose_forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The transposed convolution as the adjoint strided convolution's input
+  gradient where that runs as Winograd, else as phase convolutions."""
+  batch, height, width, _ = x.shape
+  if _uses_winograd((batch, 2 * height, 2 * width, kernel.shape[3]),
+                    kernel.shape[2]):
+    return _cpu_input_grad(x, _adjoint_kernel(kernel))
+  return _phase_conv_transpose(x, kernel)
+
+
+# Forward: `_cpu_conv_transpose_forward`; the phase convolutions are four
+# 2x2 convolutions, one per output phase (output pixel (2a + r, 2b + s)
+# only meets kernel taps of parity (r, s)). Backward: this
 # operator is the input gradient of a 4x4 stride-2 convolution with the
 # adjoint kernel, so its input gradient is that convolution of the output
 # gradient, and its kernel gradient that convolution's kernel gradient (with
@@ -316,7 +384,7 @@ def _adjoint_kernel(kernel: jax.Array) -> jax.Array:
 # `lax.conv_transpose` or the phase convolutions' own kernel gradients
 # (benchmarks/layer_flops.py).
 _cpu_conv_transpose4x4_stride2 = _bilinear(
-    _phase_conv_transpose,
+    _cpu_conv_transpose_forward,
     lambda x, kernel, cotangent: (
         _cpu_conv4x4_stride2(cotangent, _adjoint_kernel(kernel)),
         _adjoint_kernel(_cpu_conv4x4_stride2_kernel_grad(cotangent, x))))
@@ -347,6 +415,36 @@ class ConvTranspose4x4Stride2(nn.Module):
                         (4, 4, x.shape[-1], self.features), jnp.float32)
     return conv_transpose4x4_stride2(x.astype(self.dtype),
                                      kernel.astype(self.dtype))
+
+
+def _conv_transpose_from_1x1(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return jax.lax.conv_transpose(x, kernel, (1, 1), 'VALID',
+                                dimension_numbers=_NHWC)
+
+
+def _cpu_conv_transpose_from_1x1(x: jax.Array,
+                                 kernel: jax.Array) -> jax.Array:
+  # One matmul: XLA:CPU runs the convolution of a 1x1 input at a few
+  # percent of the matmul rate (benchmarks/layer_flops.py).
+  return jnp.einsum('bk,ijkc->bijc', x[:, 0, 0], jnp.flip(kernel, (0, 1)))
+
+
+class ConvTransposeFrom1x1(nn.Module):
+  """G's first layer: `nn.ConvTranspose(features, (size, size),
+  padding='VALID', use_bias=False)` of a 1x1 input, with the same kernel;
+  a matmul on CPU, XLA's transposed convolution elsewhere."""
+  features: int
+  size: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param('kernel', conv_init,
+                        (self.size, self.size, x.shape[-1], self.features),
+                        jnp.float32)
+    return jax.lax.platform_dependent(
+        x.astype(self.dtype), kernel.astype(self.dtype),
+        cpu=_cpu_conv_transpose_from_1x1, default=_conv_transpose_from_1x1)
 
 
 def _check_images(x: jax.Array, image_size: int, channels: int) -> None:
@@ -380,9 +478,8 @@ class Generator(nn.Module):
     base, num_up = ARCHITECTURES[self.image_size]
     features = self.ngf * 2 ** (num_up - 1)
     x = z.reshape(z.shape[0], 1, 1, z.shape[-1])
-    x = nn.ConvTranspose(features, (base, base), padding='VALID',
-                         use_bias=False, kernel_init=conv_init,
-                         dtype=self.dtype, name='ConvTranspose_0')(x)
+    x = ConvTransposeFrom1x1(features, base, self.dtype,
+                             name='ConvTranspose_0')(x)
     x = nn.relu(_batch_norm(train, axis_name, self.dtype)(x))
     for i in range(1, num_up):
       features //= 2

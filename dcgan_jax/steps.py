@@ -151,25 +151,32 @@ def create_train_states(
   """
   recipe = Recipe.from_config(config, check_model=networks is None)
   generator, discriminator = networks or models.create_models(config)
-  g_rng, d_rng = jax.random.split(rng)
-  g_vars = generator.init(g_rng, jnp.zeros((2, config.model.nz)), train=False)
-  samples = generator.apply(g_vars, jnp.zeros((2, config.model.nz)),
-                            train=False)
-  d_vars = discriminator.init(d_rng, jnp.zeros_like(samples), train=False)
-  if recipe.objective_fns.gradient_penalty and 'batch_stats' in d_vars:
-    raise ValueError(_PENALTY_WITH_BATCH_NORM.format(recipe.objective))
-  g_state = GeneratorState.create(
-      apply_fn=generator.apply, params=g_vars['params'],
-      batch_stats=g_vars.get('batch_stats'), nz=config.model.nz,
-      tx=optimizers.create_optimizer(config, config.optim.lr_g))
-  if recipe.ema_decay:
-    g_state = start_ema(g_state)
-  d_state = TrainState.create(
-      apply_fn=discriminator.apply, params=d_vars['params'],
-      batch_stats=d_vars.get('batch_stats'),
-      # Unrolling differentiates D's update.
-      tx=optimizers.create_optimizer(config, config.optim.lr_d,
-                                     differentiable=recipe.unroll_steps > 0))
+
+  def create(rng):
+    g_rng, d_rng = jax.random.split(rng)
+    z = jnp.zeros((2, config.model.nz))
+    g_vars = generator.init(g_rng, z, train=False)
+    d_vars = discriminator.init(d_rng, generator.apply(g_vars, z, train=False),
+                                train=False)
+    if recipe.objective_fns.gradient_penalty and 'batch_stats' in d_vars:
+      raise ValueError(_PENALTY_WITH_BATCH_NORM.format(recipe.objective))
+    g_state = GeneratorState.create(
+        apply_fn=generator.apply, params=g_vars['params'],
+        batch_stats=g_vars.get('batch_stats'), nz=config.model.nz,
+        tx=optimizers.create_optimizer(config, config.optim.lr_g))
+    if recipe.ema_decay:
+      g_state = start_ema(g_state)
+    d_state = TrainState.create(
+        apply_fn=discriminator.apply, params=d_vars['params'],
+        batch_stats=d_vars.get('batch_stats'),
+        # Unrolling differentiates D's update.
+        tx=optimizers.create_optimizer(config, config.optim.lr_d,
+                                       differentiable=recipe.unroll_steps > 0))
+    return g_state, d_state
+
+  # One compiled program: run op by op, initialisation would compile and
+  # keep hundreds of small programs (seconds, and hundreds of MB).
+  g_state, d_state = jax.jit(create)(rng)
   return g_state, d_state
 
 

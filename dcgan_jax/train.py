@@ -31,6 +31,7 @@ from dcgan_jax import history
 from dcgan_jax import hosts
 from dcgan_jax import images
 from dcgan_jax import input_pipeline
+from dcgan_jax import memory
 from dcgan_jax import models
 from dcgan_jax import optimizers
 from dcgan_jax import paths
@@ -251,6 +252,11 @@ def train_and_evaluate(
           batch = next(train_iter)
           if step == start_step + 1:
             write_real_images(batch)
+            # Over several processes, a pmap compiled ahead would expect
+            # every process's arrays: there it compiles on the first call.
+            if jax.process_count() == 1:
+              p_train_step = memory.compile_now(p_train_step, g_state,
+                                                d_state, batch, step_rng)
           g_state, d_state, metrics = p_train_step(g_state, d_state, batch,
                                                    step_rng)
         pending_metrics.append((step, metrics))

@@ -234,10 +234,12 @@ def test_dropout_masks_follow_the_image_not_the_device():
   np.testing.assert_array_equal(dropout.apply({}, x, train=False), x)
 
 
-def _assert_equals_flax(ours, reference, shape, out_shape,
+def _assert_equals_flax(ours, reference, shape, out_shape, to_scale=False,
                         kernel_to_scale=False):
   """ours and the flax reference agree in outputs and both gradients to
-  1e-5 (the kernel gradient, with kernel_to_scale, to 1e-5 of its scale)."""
+  1e-5 (with to_scale, each to 1e-5 of its largest magnitude: sums of many
+  products, in another order than XLA's; with kernel_to_scale, the kernel
+  gradient only)."""
   x = jax.random.normal(jax.random.key(0), shape)
   params = ours.init(jax.random.key(1), x)
   cotangent = jax.random.normal(jax.random.key(2), out_shape)
@@ -245,20 +247,22 @@ def _assert_equals_flax(ours, reference, shape, out_shape,
   def loss(module, params, x):
     return jnp.sum(module.apply(params, x) * cotangent)
 
+  def assert_close(got, want, scaled):
+    if scaled:
+      np.testing.assert_allclose(got, want, rtol=0,
+                                 atol=1e-5 * np.abs(want).max())
+    else:
+      np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+
   out, want = ours.apply(params, x), reference.apply(params, x)
   assert out.shape == want.shape == out_shape
-  np.testing.assert_allclose(out, want, atol=1e-5, rtol=1e-5)
+  assert_close(out, want, to_scale)
   (got_params, got_x), (want_params, want_x) = (
       jax.jit(jax.grad(functools.partial(loss, module), argnums=(0, 1)))(
           params, x) for module in (ours, reference))
-  np.testing.assert_allclose(got_x, want_x, atol=1e-5, rtol=1e-5)
-  got_kernel = got_params['params']['kernel']
-  want_kernel = want_params['params']['kernel']
-  if kernel_to_scale:
-    np.testing.assert_allclose(got_kernel, want_kernel, rtol=0,
-                               atol=1e-5 * np.abs(want_kernel).max())
-  else:
-    np.testing.assert_allclose(got_kernel, want_kernel, atol=1e-5, rtol=1e-5)
+  assert_close(got_x, want_x, to_scale)
+  assert_close(got_params['params']['kernel'],
+               want_params['params']['kernel'], to_scale or kernel_to_scale)
 
 
 def _flax_conv_transpose(features):
@@ -301,8 +305,37 @@ def test_kernel_gradient_in_batch_chunks_equals_flax():
                       kernel_to_scale=True)
 
 
+# Shapes whose forward pass and both gradients run as Winograd on CPU.
+_WINOGRAD_CONV = ((2, 16, 16, 64), (2, 8, 8, 64))
+_WINOGRAD_CONV_TRANSPOSE = ((2, 4, 4, 64), (2, 8, 8, 64))
+
+
+def test_layers_in_winograd_form_equal_flax():
+  """Outputs and both gradients to 1e-5 of their scale, for shapes the CPU
+  computes in the Winograd form (64 channels, outputs up to 16x16)."""
+  assert models._uses_winograd(_WINOGRAD_CONV[0], 64)
+  assert models._uses_winograd((2, 8, 8, 64), 64)  # The transposed conv.
+  assert not models._uses_winograd((2, 64, 64, 3), 64)
+  _assert_equals_flax(models.Conv4x4Stride2(64), _flax_conv(64),
+                      *_WINOGRAD_CONV, to_scale=True)
+  _assert_equals_flax(models.ConvTranspose4x4Stride2(64),
+                      _flax_conv_transpose(64), *_WINOGRAD_CONV_TRANSPOSE,
+                      to_scale=True)
+
+
+def test_first_generator_layer_equals_flax():
+  """G's layer from 1x1 (a matmul on CPU) equals nn.ConvTranspose with the
+  same kernel, in outputs and both gradients."""
+  _assert_equals_flax(
+      models.ConvTransposeFrom1x1(6, 4),
+      nn.ConvTranspose(6, (4, 4), padding='VALID', use_bias=False),
+      (3, 1, 1, 10), (3, 4, 4, 6))
+
+
 @pytest.mark.parametrize('conv,shape,out_shape', [
     ('conv', (3, 8, 8, 16), (3, 4, 4, 8)),
+    ('conv', *_WINOGRAD_CONV),
+    ('conv_transpose', *_WINOGRAD_CONV_TRANSPOSE),
     ('conv', (8, 32, 32, 3), (8, 16, 16, 4)),  # Chunked kernel gradients.
     ('conv_transpose', (2, 4, 4, 8), (2, 8, 8, 5)),
     ('conv_transpose', (8, 16, 16, 4), (8, 32, 32, 3)),
@@ -333,20 +366,22 @@ def test_second_derivatives_equal_flax(conv, shape, out_shape):
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * np.abs(b).max())
 
 
-def _convolutions(platform, config):
-  """The convolutions of one train_step lowered for `platform` (no device
-  of that kind needed), without value names: a sorted list of signatures."""
-  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
-  batch = jnp.zeros((8, config.data.image_size, config.data.image_size,
-                     config.data.channels))
+def _lowered_ops(platform, config, op):
+  """The `op` lines of one train_step lowered for `platform` (no device of
+  that kind needed), without value names: a sorted list of signatures."""
+  states = jax.eval_shape(
+      lambda: steps.create_train_states(config, jax.random.key(0)))
+  batch = jax.ShapeDtypeStruct(
+      (8, config.data.image_size, config.data.image_size,
+       config.data.channels), jnp.float32)
   # A fresh function each call: jit's cache would keep an earlier trace.
   exported = jax.export.export(
       jax.jit(lambda *args: steps.train_step(*args)), platforms=[platform])(
-          g_state, d_state, batch, jax.random.key(1))
+          *states, batch, jax.random.key(1))
   return sorted(
       re.sub(r'%[\w#]+', '%', re.sub(r' loc\(.*', '', line)).strip()
       for line in exported.mlir_module().splitlines()
-      if 'stablehlo.convolution' in line)
+      if f'stablehlo.{op}' in line)
 
 
 def _flax_forms(monkeypatch):
@@ -364,16 +399,28 @@ def _flax_forms(monkeypatch):
 
 def test_other_platforms_get_xla_ordinary_convolutions(monkeypatch):
   """Lowered for a GPU or TPU, a train step holds exactly the convolutions
-  flax's nn.Conv / nn.ConvTranspose lower to (cuDNN's kernels on GPUs);
-  lowered for the CPU it holds the CPU forms instead."""
+  flax's nn.Conv / nn.ConvTranspose lower to (cuDNN's kernels on GPUs) and
+  no matmul; lowered for the CPU it holds the CPU forms instead: the
+  Winograd form's 9 batched matmuls, G's first layer as a matmul, phase and
+  blockwise 2x2 convolutions. 64 channels: a shape where the CPU picks
+  Winograd."""
   config = tiny_config()
+  config.model.ngf = config.model.ndf = 64
   platforms = ('cuda', 'tpu', 'cpu')
-  ours = {p: _convolutions(p, config) for p in platforms}
+  ours = {p: _lowered_ops(p, config, 'convolution') for p in platforms}
   with monkeypatch.context() as patch:
     _flax_forms(patch)
-    flax_forms = {p: _convolutions(p, config) for p in platforms}
+    monkeypatch.setattr(models, 'ConvTransposeFrom1x1',
+                        lambda features, size, dtype, name: nn.ConvTranspose(
+                            features, (size, size), padding='VALID',
+                            use_bias=False, dtype=dtype, name=name))
+    flax_forms = {p: _lowered_ops(p, config, 'convolution')
+                  for p in platforms}
   for platform in ('cuda', 'tpu'):
     assert ours[platform] == flax_forms[platform], platform
     assert not any('2x2x' in line for line in ours[platform])  # No phases.
+    assert not _lowered_ops(platform, config, 'dot_general'), platform
   assert ours['cpu'] != flax_forms['cpu']
   assert any('2x2x' in line for line in ours['cpu'])
+  cpu_matmuls = _lowered_ops('cpu', config, 'dot_general')
+  assert any('tensor<9x' in line for line in cpu_matmuls)  # Winograd.
