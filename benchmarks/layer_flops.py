@@ -1,7 +1,10 @@
 """Where a dcgan_jax training step spends its time: achieved GFLOP/s of each
-convolution (forward, input gradient, kernel gradient) against a float32
-matmul measured in the same run, and how much of the step the convolutions
-explain.
+convolution (forward, input gradient, kernel gradient; each jitted alone)
+against a float32 matmul measured in the same run, and how much of the step
+the convolutions explain. Alone, each call maps its large temporary
+buffers afresh (page faults), which a whole step's program does less: the
+Winograd forms, with more temporaries, look slower alone than they are in
+the step.
 
   python benchmarks/layer_flops.py [--size 64x3] [--batch 64] [--ghz 2.2]
 
@@ -159,8 +162,7 @@ def main():
         f'{conv_flops:.2f} GFLOP of convolutions = {conv_flops / step:.0f} '
         f'GFLOP/s ({100 * conv_flops / step / matmul:.0f}% of the matmul\'s). '
         f'The convolutions timed alone add up to {1000 * conv_seconds:.1f} ms, '
-        f'{100 * conv_seconds / step:.0f}% of the step; the rest is '
-        'BatchNorm, activations, losses, Adam and layout copies.')
+        f'{100 * conv_seconds / step:.0f}% of the step.')
 
 
 if __name__ == '__main__':
