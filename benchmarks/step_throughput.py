@@ -16,7 +16,8 @@ it.
       --impls jax torch torch_compile --peak               # GPU
 
 Implementations: jax (`steps.train_step`, jitted, states donated),
-jax_separate (`d_step` then `g_step`: two G forwards), jax_wgan_gp
+jax_separate (`d_step` then `g_step`: two G forwards), jax_no_winograd
+(`train_step` with the CPU forms' Winograd variants off), jax_wgan_gp
 (`train_step` with WGAN-GP, 5 critic updates per step, D without
 BatchNorm), jax_unroll5 (`train_step` with G's loss through 5 unrolled D
 updates), torch (the PyTorch
@@ -64,13 +65,17 @@ RECIPES = {
 
 
 def run_jax(size, channels, batch, dtype, warmup, repeats, separate=False,
-            recipe=None):
+            recipe=None, winograd=True):
   """Times dcgan_jax's jitted step; returns its measurements."""
   import functools  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
   from dcgan_jax import memory  # pylint: disable=g-import-not-at-top
+  from dcgan_jax import models  # pylint: disable=g-import-not-at-top
   from dcgan_jax import steps  # pylint: disable=g-import-not-at-top
+
+  if not winograd:  # The CPU forms as they were without Winograd's.
+    models._winograd_pays = lambda *shape: False  # pylint: disable=protected-access
 
   config = ml_collections.ConfigDict({
       'data': {'image_size': size, 'channels': channels},
@@ -157,6 +162,7 @@ def run_matmul(size, channels, batch, dtype, warmup, repeats):
 WORKERS = {
     'jax': run_jax,
     'jax_separate': lambda *a: run_jax(*a, separate=True),
+    'jax_no_winograd': lambda *a: run_jax(*a, winograd=False),
     **{name: functools.partial(run_jax, recipe=name) for name in RECIPES},
     'torch': run_torch,
     'torch_compile': lambda *a: run_torch(*a, compiled=True),

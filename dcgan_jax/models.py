@@ -201,11 +201,12 @@ def _conv4x4_stride2_as_2x2(x: jax.Array, kernel: jax.Array) -> jax.Array:
 def _winograd_pays(out_height: int, out_width: int, in_channels: int,
                    out_channels: int) -> bool:
   """Whether a 4x4 stride-2 convolution with this output size and these
-  channels runs its forward pass and both gradients faster as Winograd
-  F(2x2, 2x2) over `_blocks` than in XLA's forms on CPU (the per-layer
-  table in BENCHMARKS.md, benchmarks/layer_flops.py): outputs of at most
-  8x8 with at least 64 channels either side. At larger outputs the
-  transforms' memory traffic costs more than the multiplies saved."""
+  channels runs as Winograd F(2x2, 2x2) over `_blocks` on CPU (forward
+  pass and both gradients): outputs of at most 16x16 with at least 64
+  channels either side, where it made the whole step faster
+  (BENCHMARKS.md, `benchmarks/step_throughput.py --impls jax
+  jax_no_winograd`). With 1 or 3 channels it did not make the step faster;
+  larger outputs were not measured. Other shapes keep XLA's forms."""
   return out_height * out_width <= 256 and min(in_channels,
                                               out_channels) >= 64
 
