@@ -285,14 +285,13 @@ def _cpu_input_grad(out_grad: jax.Array, kernel: jax.Array) -> jax.Array:
   than the strided convolution's transposed form
   (benchmarks/layer_flops.py)."""
   batch, height, width, _ = out_grad.shape
-  x = jnp.zeros((batch, 2 * height, 2 * width, kernel.shape[2]),
-                out_grad.dtype)
-  if _uses_winograd(x.shape, kernel.shape[3]):
+  x_shape = (batch, 2 * height, 2 * width, kernel.shape[2])
+  if _uses_winograd(x_shape, kernel.shape[3]):
     return _unblocks(winograd.conv2x2_input_grad(out_grad,
                                                  _block_kernel(kernel)),
                      kernel.shape[2])
   return jax.vjp(lambda x: _conv4x4_stride2_as_2x2(x, kernel),
-                 x)[1](out_grad)[0]
+                 jnp.zeros(x_shape, out_grad.dtype))[1](out_grad)[0]
 
 
 # Bilinear in (out_grad, kernel): its gradients are the convolution and the

@@ -176,13 +176,15 @@ def create_train_states(
 
   # One compiled program: run op by op, initialisation would compile and
   # keep hundreds of small programs (seconds, and hundreds of MB). It runs
-  # once, so XLA:CPU compiles it without LLVM's optimisations: a fifth of
-  # the compile time (4.7 s -> 0.7 s for dcgan at 32x32); the random draws
-  # differ from the optimised program's by at most one float32 rounding.
+  # once, so XLA:CPU compiles it without LLVM's optimisations, in a fraction
+  # of the time (BENCHMARKS.md); the random draws differ from the optimised
+  # program's by at most one float32 rounding.
+  # Inside a caller's trace (jax.eval_shape, jax.vmap) it is part of the
+  # caller's program, which takes no options of its own.
+  own_program = not isinstance(rng, jax.core.Tracer)
   options = ({'xla_backend_optimization_level': 0}
-             if jax.default_backend() == 'cpu' else {})
-  g_state, d_state = jax.jit(create).lower(rng).compile(
-      compiler_options=options)(rng)
+             if own_program and jax.default_backend() == 'cpu' else None)
+  g_state, d_state = jax.jit(create, compiler_options=options)(rng)
   return g_state, d_state
 
 
