@@ -77,7 +77,7 @@ def project_rate(root: str, num_batches: int) -> float:
       'data': {'name': 'folder', 'split': 'train', 'path': root,
                'download': False, 'image_size': 64, 'channels': 3,
                'shuffle_buffer': 10_000, 'random_flip': False,
-               'max_bad_fraction': 0.01}})
+               'max_bad_fraction': 0.01, 'cache_mb': 0}})
   batches, _ = input_pipeline.create_dataset(config)
   return images_per_second(batches, num_batches)
 

@@ -34,6 +34,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.random_flip = False  # Random horizontal flips.
   # Folder: skip unreadable or truncated files, up to this fraction of them.
   config.data.max_bad_fraction = 0.01
+  # Folders, Debian's files and random images whose preprocessed images
+  # (float32) take at most this many MiB are decoded once at the start and
+  # held in memory instead of decoded again every epoch; 0 = never.
+  config.data.cache_mb = 1024
   config.data.prefetch_to_device = 2
 
   # Computation dtype: 'float32', or 'bfloat16' for mixed precision

@@ -14,6 +14,10 @@ TFDS datasets are streams: each host reads its own share of the files
 (seed, host, epoch); the global batch is the hosts' batches together, so it
 depends on the number of hosts (resumes are exact on the same number).
 
+A table whose images, preprocessed, take at most config.data.cache_mb is
+held in memory: each image is decoded the first time it is read and kept,
+so later epochs decode nothing; the batches are the same either way.
+
 Either way the batches are a function of the config and their number, and
 come as (local_devices, per_device_batch, H, W, C) float32 numpy arrays in
 [-1, 1]; a step of several D updates takes that many consecutive batches
@@ -48,26 +52,78 @@ def local_batch_layout(global_batch: int) -> tuple[int, int]:
 
 def _table_steps(source: sources.Source, config: Any, start_batch: int
                  ) -> tf.data.Dataset:
-  """Per global batch, (positions, records) of this host's rows of a
-  table."""
+  """Per global batch, (positions, table indices) of this host's rows."""
   n = source.num_examples
-  table = tf.constant(source.table)
   rows = tf.constant(hosts.local_rows(config.batch_size), tf.int64)
 
-  def record(position):
+  def index(position):
     # Epoch position // n is the table in the order drawn from (seed, epoch).
-    index = tf.random.experimental.index_shuffle(
+    return tf.random.experimental.index_shuffle(
         position % n, seed=tf.stack([tf.constant(config.seed, tf.int64),
                                      position // n]),
         max_index=tf.constant(n - 1, tf.int64))
-    return tf.gather(table, index)
 
   def step_rows(step):
     positions = step * config.batch_size + rows
-    return positions, tf.map_fn(record, positions,
-                                fn_output_signature=table.dtype)
+    return positions, tf.map_fn(index, positions)
 
   return tf.data.Dataset.range(start_batch, 2**62).map(step_rows)
+
+
+def _cache_bytes(config: Any, source: sources.Source) -> int:
+  """What the table's preprocessed float32 images take in memory."""
+  size, channels = config.data.image_size, config.data.channels
+  return source.num_examples * size * size * channels * 4
+
+
+def _cached(config: Any, source: sources.Source) -> bool:
+  """Whether the table's images are held in memory once decoded."""
+  return (source.table is not None and
+          _cache_bytes(config, source) <= config.data.cache_mb * 2**20)
+
+
+class _TableImages:
+  """Table index -> preprocessed image; with the table held in memory
+  (`_cached`), each image is decoded the first time it is read and kept.
+
+  An object, not a closure: the dataset's functions capture the variables'
+  handles, and the variables live as long as this object.
+  """
+
+  def __init__(self, config: Any, source: sources.Source):
+    self._config, self._source = config, source
+    self._table = tf.constant(source.table)
+    self._held = self._ready = None
+    if _cached(config, source):
+      size, channels = config.data.image_size, config.data.channels
+      self._held = tf.Variable(
+          tf.zeros((source.num_examples, size, size, channels)),
+          trainable=False)
+      self._ready = tf.Variable(tf.zeros(source.num_examples, tf.bool),
+                                trainable=False)
+
+  def _decoded(self, index: tf.Tensor) -> tf.Tensor:
+    return decoding.preprocess(self._source.decode(self._table[index]),
+                               self._config.data.image_size,
+                               self._config.data.channels)
+
+  def __call__(self, index: tf.Tensor) -> tf.Tensor:
+    if self._held is None:
+      return self._decoded(index)
+
+    def decode_and_keep():
+      image = self._decoded(index)
+      # The image is stored before it is marked ready: a concurrent reader
+      # of a ready index sees it whole. Reads and writes touch one row
+      # (`sparse_read`, `scatter_update`), never copy the whole table.
+      with tf.control_dependencies([self._held.scatter_update(
+          tf.IndexedSlices(image[None], index[None]))]):
+        with tf.control_dependencies([self._ready.scatter_update(
+            tf.IndexedSlices(tf.constant([True]), index[None]))]):
+          return tf.identity(image)
+
+    return tf.cond(self._ready.sparse_read(index),
+                   lambda: self._held.sparse_read(index), decode_and_keep)
 
 
 def _epoch_seed(seed: int, epoch: tf.Tensor) -> tf.Tensor:
@@ -125,10 +181,13 @@ def create_dataset(config: Any, start_batch: int = 0,
   if source.table is not None:
     needed, seed, whose = config.batch_size, config.seed, ''
     steps = _table_steps(source, config, start_batch)
+    image_of = _TableImages(config, source)  # Of a table index.
   else:
     needed, whose = local_batch, ' for this host'
     seed = config.seed + 7919 * jax.process_index()
     steps = _stream_steps(source, seed, start_batch, local_batch)
+    image_of = lambda record: decoding.preprocess(  # Of an encoded record.
+        source.decode(record), size, channels)
   if source.num_examples < needed:
     raise ValueError(
         f'Dataset {config.data.name!r} ({where}) has {source.num_examples} '
@@ -136,7 +195,7 @@ def create_dataset(config: Any, start_batch: int = 0,
   logging.info('%s', _describe(config, source, num_examples))
 
   def load(position, record):
-    image = decoding.preprocess(source.decode(record), size, channels)
+    image = image_of(record)
     if config.data.random_flip:
       image = tf.image.stateless_random_flip_left_right(
           image, seed=tf.stack([tf.constant(seed, tf.int64), position]))
@@ -188,6 +247,9 @@ def _describe(config: Any, source: sources.Source, num_examples: int) -> str:
   if source.table is not None:
     share = (f'rows {_spans(hosts.local_rows(config.batch_size))} of each '
              f'global batch, drawn from all {num_examples} examples')
+    if _cached(config, source):
+      share += (f', held in memory once decoded '
+                f'({_cache_bytes(config, source) / 2**20:.1f} MiB)')
   else:
     share = (f'its own {source.num_examples} of the {num_examples} '
              'examples (the TFDS files of this host)')

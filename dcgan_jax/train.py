@@ -1,7 +1,8 @@
 """The DCGAN training loop: read top to bottom, one section per concern.
 
 `train_and_evaluate(config, workdir)` trains on all local devices with
-`jax.pmap` (and on every host of a multi-host run), logs metrics to
+`jax.pmap` (and on every host of a multi-host run; `jax.jit` on a single
+device), logs metrics to
 TensorBoard, the log and metrics.jsonl, writes fixed-noise sample grids,
 evaluates config.eval.metrics (keeping the best checkpoint by them) and
 keeps Orbax checkpoints; a run started on a workdir with checkpoints resumes
@@ -13,7 +14,7 @@ import contextlib
 import functools
 import signal
 import threading
-from typing import Any
+from typing import Any, Callable
 import uuid
 
 from absl import logging
@@ -105,6 +106,16 @@ def _raise_if_non_finite(step_metrics: list[tuple[int, Any]],
             f'{name} is {np.ravel(value)[0]} at step {step}: training '
             f'diverged. No checkpoint holds it; the last one saved is step '
             f'{last_saved} in {checkpoint.checkpoint_dir(workdir)}.')
+
+
+def _on_device_axis(step: Callable[..., Any]) -> Callable[..., Any]:
+  """`step(g_state, d_state, batch, rng)` on states and batch with a leading
+  device axis of length 1, as pmap over one device takes and returns them
+  (under jit the axis costs nothing)."""
+  def run(g_state, d_state, batch, rng):
+    squeezed = jax.tree.map(lambda x: x[0], (g_state, d_state, batch))
+    return jax.tree.map(lambda x: x[None], step(*squeezed, rng))
+  return run
 
 
 class _StopOnSignal:
@@ -204,11 +215,15 @@ def train_and_evaluate(
       train_iter, config.data.prefetch_to_device)
 
   # Update step, pmapped over local devices; the global batch is split over
-  # every device of every host.
-  p_train_step = jax.pmap(
-      functools.partial(steps.train_step, axis_name=AXIS, recipe=recipe),
-      axis_name=AXIS,
-      in_axes=(0, 0, 0, None), donate_argnums=(0, 1))
+  # every device of every host. On a single device, jitted on the same
+  # layout instead: pmap's collectives over one device cost time there.
+  p_train_step = (
+      jax.jit(_on_device_axis(functools.partial(steps.train_step,
+                                                recipe=recipe)),
+              donate_argnums=(0, 1)) if jax.device_count() == 1 else
+      jax.pmap(
+          functools.partial(steps.train_step, axis_name=AXIS, recipe=recipe),
+          axis_name=AXIS, in_axes=(0, 0, 0, None), donate_argnums=(0, 1)))
   g_state, d_state = jax_utils.replicate((g_state, d_state))
   fixed_z = jax.random.normal(sample_rng,
                               (config.grid_images, config.model.nz))

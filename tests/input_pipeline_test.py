@@ -1,5 +1,6 @@
 """Input pipelines on data the tests make: image folders, IDX files, fake."""
 
+import gc
 import gzip
 import io
 import os
@@ -21,13 +22,15 @@ from dcgan_jax import sources
 from tests.conftest import write_image_folder
 
 
-def _config(name='folder', path='', image_size=32, channels=3, batch_size=8):
+def _config(name='folder', path='', image_size=32, channels=3, batch_size=8,
+            cache_mb=0):
   return ml_collections.ConfigDict({
       'seed': 0, 'batch_size': batch_size,
       'data': {'name': name, 'split': 'train', 'path': path,
                'download': False, 'image_size': image_size,
                'channels': channels, 'shuffle_buffer': 64,
-               'random_flip': False, 'max_bad_fraction': 0.01},
+               'random_flip': False, 'max_bad_fraction': 0.01,
+               'cache_mb': cache_mb},
   })
 
 
@@ -339,6 +342,37 @@ def test_a_step_with_no_decodable_image_fails_instead_of_spinning(tmp_path):
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match=r'no image of a step of .*folder.* could be read'):
     next(it)
+
+
+@pytest.mark.parametrize('name', ['folder', 'fake'])
+def test_held_in_memory_the_batches_are_those_decoded_each_read(tmp_path,
+                                                                name):
+  """A table held in memory once decoded gives exactly the batches of
+  decoding every image each time it is read: orders, flips, resumes,
+  n_critic, and a damaged file dropped each time."""
+  files = write_image_folder(str(tmp_path))  # Mixed formats and sizes.
+  png = next(f for f in files if f.endswith('.png'))
+  with open(png, 'r+b') as f:  # Intact signature and end marker.
+    f.seek(60)
+    f.write(b'\x00' * 20)
+  each_read = _config(name=name, path=str(tmp_path), image_size=28,
+                      channels=1, batch_size=4)
+  each_read.data.random_flip = True
+  each_read.data.max_bad_fraction = 0.1
+  held = each_read.copy_and_resolve_references()
+  held.data.cache_mb = 4  # Above the 1,024 fake images' 3.1 MiB.
+  for start, per_step in ((0, 1), (7, 2)):
+    streams = [input_pipeline.create_dataset(c, start, per_step)
+               for c in (each_read, held)]
+    gc.collect()  # The held images outlive the call that made them.
+    assert streams[0][1] == streams[1][1]
+    for _ in range(10):  # Several epochs of the folder's 12 images.
+      np.testing.assert_array_equal(next(streams[1][0]),
+                                    next(streams[0][0]))
+  assert 'held in memory once decoded (' in (
+      input_pipeline.describe_layout(held))
+  held.data.cache_mb = 0  # Above the limit: decoded each time.
+  assert 'memory' not in input_pipeline.describe_layout(held)
 
 
 def test_webp_and_animated_gif_decode(tmp_path):

@@ -139,7 +139,8 @@ def test_two_processes_train_like_one_and_resume_across_topologies(
     assert (f'Process {p} of 2: 2 local devices of 4 (pmap axis indices '
             f'{2 * p}, {2 * p + 1}); global batch 8 = 4 devices x 2; this '
             f'host reads 4 images per step: rows {rows} of each global '
-            'batch, drawn from all 80 examples.') in run.log(p)
+            'batch, drawn from all 80 examples, held in memory once decoded '
+            '(0.2 MiB).') in run.log(p)
   assert not os.path.exists(tmp_path / 'dry')
 
   two = str(tmp_path / 'two')
