@@ -35,8 +35,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Folder: skip unreadable or truncated files, up to this fraction of them.
   config.data.max_bad_fraction = 0.01
   # Folders, Debian's files and random images whose preprocessed images
-  # (float32) take at most this many MiB are decoded once at the start and
-  # held in memory instead of decoded again every epoch; 0 = never.
+  # (float32) take at most this many MiB are held in memory: each image is
+  # decoded the first time it is read, not again every epoch; 0 = never.
   config.data.cache_mb = 1024
   config.data.prefetch_to_device = 2
 

@@ -2,12 +2,12 @@
 
 `train_and_evaluate(config, workdir)` trains on all local devices with
 `jax.pmap` (and on every host of a multi-host run; `jax.jit` on a single
-device), logs metrics to
-TensorBoard, the log and metrics.jsonl, writes fixed-noise sample grids,
-evaluates config.eval.metrics (keeping the best checkpoint by them) and
-keeps Orbax checkpoints; a run started on a workdir with checkpoints resumes
-from the latest one. At the end it draws plots/. On several processes every
-process trains and process 0 alone writes files (`hosts`).
+device), logs metrics to TensorBoard, the log and metrics.jsonl, writes
+fixed-noise sample grids, evaluates config.eval.metrics (keeping the best
+checkpoint by them) and keeps Orbax checkpoints; a run started on a workdir
+with checkpoints resumes from the latest one. At the end it draws plots/.
+On several processes every process trains and process 0 alone writes files
+(`hosts`).
 """
 
 import contextlib
