@@ -84,11 +84,7 @@ def _cached(config: Any, source: sources.Source) -> bool:
 
 class _TableImages:
   """Table index -> preprocessed image; with the table held in memory
-  (`_cached`), each image is decoded the first time it is read and kept.
-
-  An object, not a closure: the dataset's functions capture the variables'
-  handles, and the variables live as long as this object.
-  """
+  (`_cached`), each image is decoded the first time it is read and kept."""
 
   def __init__(self, config: Any, source: sources.Source):
     self._config, self._source = config, source

@@ -22,15 +22,14 @@ from dcgan_jax import sources
 from tests.conftest import write_image_folder
 
 
-def _config(name='folder', path='', image_size=32, channels=3, batch_size=8,
-            cache_mb=0):
+def _config(name='folder', path='', image_size=32, channels=3, batch_size=8):
   return ml_collections.ConfigDict({
       'seed': 0, 'batch_size': batch_size,
       'data': {'name': name, 'split': 'train', 'path': path,
                'download': False, 'image_size': image_size,
                'channels': channels, 'shuffle_buffer': 64,
                'random_flip': False, 'max_bad_fraction': 0.01,
-               'cache_mb': cache_mb},
+               'cache_mb': 0},
   })
 
 
@@ -349,7 +348,7 @@ def test_held_in_memory_the_batches_are_those_decoded_each_read(tmp_path,
                                                                 name):
   """A table held in memory once decoded gives exactly the batches of
   decoding every image each time it is read: orders, flips, resumes,
-  n_critic, and a damaged file dropped each time."""
+  n_critic, with a damaged file in the folder."""
   files = write_image_folder(str(tmp_path))  # Mixed formats and sizes.
   png = next(f for f in files if f.endswith('.png'))
   with open(png, 'r+b') as f:  # Intact signature and end marker.
