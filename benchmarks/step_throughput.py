@@ -15,8 +15,10 @@ it.
   python benchmarks/step_throughput.py --batch 128 512 --dtypes float32 bfloat16 \
       --impls jax torch torch_compile --peak               # GPU
 
-Implementations: jax (`steps.train_step`, jitted, states donated),
-jax_separate (`d_step` then `g_step`: two G forwards), jax_no_winograd
+Implementations: jax (`steps.train_step`, jitted, states donated; run
+with glibc's huge-page tunable, as the training program runs),
+jax_4k_pages (the same without the tunable), jax_separate (`d_step` then
+`g_step`: two G forwards), jax_no_winograd
 (`train_step` with the CPU forms' Winograd variants off), jax_wgan_gp
 (`train_step` with WGAN-GP, 5 critic updates per step, D without
 BatchNorm), jax_unroll5 (`train_step` with G's loss through 5 unrolled D
@@ -163,6 +165,7 @@ WORKERS = {
     'jax': run_jax,
     'jax_separate': lambda *a: run_jax(*a, separate=True),
     'jax_no_winograd': lambda *a: run_jax(*a, winograd=False),
+    'jax_4k_pages': run_jax,
     **{name: functools.partial(run_jax, recipe=name) for name in RECIPES},
     'torch': run_torch,
     'torch_compile': lambda *a: run_torch(*a, compiled=True),
@@ -178,12 +181,28 @@ def _worker(args) -> None:
   print('RESULT ' + json.dumps(result))
 
 
+def _environ(impl):
+  """The child's environment: jax rows run as the training program does,
+  with glibc's huge-page tunable (`memory.restart_with_huge_pages`) unless
+  GLIBC_TUNABLES sets it already; jax_4k_pages without it; torch as it is."""
+  from dcgan_jax import memory  # pylint: disable=g-import-not-at-top
+  environ = dict(os.environ)
+  if impl == 'jax_4k_pages':
+    tunables = environ.get('GLIBC_TUNABLES')
+    off = f'{memory.HUGE_PAGES_TUNABLE}=0'
+    environ['GLIBC_TUNABLES'] = f'{tunables}:{off}' if tunables else off
+  elif impl.startswith('jax') or impl == 'matmul':
+    environ = memory.huge_pages_environ(environ) or environ
+  return environ
+
+
 def _child(impl, spec, batch, dtype, args):
   command = [sys.executable, os.path.abspath(__file__), '--worker',
              '--impls', impl, '--sizes', spec, '--batch', str(batch),
              '--dtypes', dtype, '--warmup', str(args.warmup),
              '--repeats', str(args.repeats)]
-  done = subprocess.run(command, capture_output=True, text=True, check=False)
+  done = subprocess.run(command, capture_output=True, text=True, check=False,
+                        env=_environ(impl))
   for line in done.stdout.splitlines():
     if line.startswith('RESULT '):
       return json.loads(line[len('RESULT '):])

@@ -7,11 +7,23 @@ Several processes (hosts): add --multihost to every process's command. On
 SLURM, Cloud TPU VMs and Open MPI JAX finds the other processes itself;
 elsewhere pass --coordinator_address, --num_processes and --process_id.
 --dry_run prints each process's devices, batch and data share, and exits.
+
+On Linux the program first restarts itself with glibc's malloc set to use
+transparent huge pages (`memory.restart_with_huge_pages`), unless
+GLIBC_TUNABLES already sets that.
 """
 
 import os
 import sys
 
+from dcgan_jax import memory
+
+if __name__ == '__main__':
+  # Before jax is imported: the restart is cheap now, and the tunable must be
+  # there from the start (see `memory`).
+  memory.restart_with_huge_pages()
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
 from absl import flags
 from absl import logging
@@ -30,6 +42,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   checkpoint.quiet_orbax_info_logs()
+  if memory.HUGE_PAGES_TUNABLE in os.environ.get('GLIBC_TUNABLES', ''):
+    logging.info('GLIBC_TUNABLES=%s', os.environ['GLIBC_TUNABLES'])
   if FLAGS.multihost:
     jax.distributed.initialize(
         coordinator_address=FLAGS.coordinator_address,

@@ -1,15 +1,27 @@
-"""Host memory: what XLA's compiler leaves behind.
+"""Host memory: what XLA's compiler leaves behind, and how the step's
+buffers are paged in.
 
 Compiling a training step takes hundreds of MB of heap, which glibc keeps
 after the compiler frees it; the step's buffers then come on top, and the
 process's peak RSS with them (BENCHMARKS.md). Compiling ahead of the first
 run and returning the freed heap to the OS in between avoids that.
+
+On CPU every run of a step maps its large temporaries afresh (glibc serves
+blocks above its mmap threshold with mmap and unmaps them when freed), and
+the kernel faults them in 4 KiB at a time, every step. Asking glibc to back
+such blocks with transparent huge pages (its `glibc.malloc.hugetlb=1`
+tunable, read only at process start) faults them in 2 MiB at a time
+(BENCHMARKS.md).
 """
 
 import ctypes
 import ctypes.util
 import functools
-from typing import Any, Callable
+import os
+import sys
+from typing import Any, Callable, Mapping, Optional
+
+HUGE_PAGES_TUNABLE = 'glibc.malloc.hugetlb'
 
 
 @functools.cache
@@ -34,3 +46,28 @@ def compile_now(jitted: Any, *args: Any) -> Any:
   compiled = jitted.lower(*args).compile()
   release_freed_memory()
   return compiled
+
+
+def huge_pages_environ(environ: Mapping[str, str]
+                       ) -> Optional[dict[str, str]]:
+  """environ with glibc's malloc told to use transparent huge pages, or
+  None where it needs no change: not Linux, or GLIBC_TUNABLES already sets
+  the tunable (either way: the user's choice stands). C libraries other
+  than glibc >= 2.35 ignore it."""
+  tunables = environ.get('GLIBC_TUNABLES', '')
+  if sys.platform != 'linux' or HUGE_PAGES_TUNABLE in tunables:
+    return None
+  setting = f'{HUGE_PAGES_TUNABLE}=1'
+  return {**environ,
+          'GLIBC_TUNABLES': f'{tunables}:{setting}' if tunables else setting}
+
+
+def restart_with_huge_pages() -> None:
+  """Re-executes this program, same interpreter and arguments, with
+  `huge_pages_environ`; returns where that needs no change. For a
+  program's entry point, before it imports anything heavy."""
+  environ = huge_pages_environ(os.environ)
+  if environ is not None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environ)

@@ -7,9 +7,9 @@ input tile (d0, d1, d2) come from three products m = (d0 - d1) g0,
 d1 (g0 + g1), (d2 - d1) g1 as y0 = m0 + m1, y1 = m1 + m2. Nested over rows
 and columns, a 3x3 input tile and the 2x2 kernel become 9 values each; per
 value the products over channels are one matmul, so a convolution is 9
-matmuls (one batched `dot_general`) between additions. The transforms only
-add and subtract: results equal the direct convolution's to float32
-rounding (tests/models_test.py).
+matmuls between additions. The transforms only add and subtract: results
+equal the direct convolution's to float32 rounding (tests/winograd_test.py,
+tests/models_test.py).
 
 The gradients are the transposes of these linear maps: the input gradient
 multiplies the output gradient's transform by the kernel's transposed, and
@@ -54,53 +54,59 @@ def _input_rows_t(u0: jax.Array, u1: jax.Array, u2: jax.Array,
   return jax.lax.slice_in_dim(both, 0, both.shape[axis] - 1, axis=axis)
 
 
-def _input_transform(x: jax.Array) -> jax.Array:
-  """(B, 2n + 1, 2m + 1, C) -> (9, B n m, C)."""
-  u = jnp.stack([t for rows in _input_rows(x, 1)
-                 for t in _input_rows(rows, 2)])
-  return u.reshape(9, -1, x.shape[-1])
+# The 9 transformed values travel as a list of 9 arrays, not one stacked
+# array: XLA:CPU builds a stack as a separate copy after computing its
+# parts, and nine matmuls on the parts ran faster than one batched matmul
+# on the stack (BENCHMARKS.md).
 
 
-def _input_transform_t(u: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-  """(9, B n m, C) -> (B, 2n + 1, 2m + 1, C), the transpose."""
+def _input_transform(x: jax.Array) -> list[jax.Array]:
+  """(B, 2n + 1, 2m + 1, C) -> 9 x (B n m, C)."""
+  return [t.reshape(-1, x.shape[-1]) for rows in _input_rows(x, 1)
+          for t in _input_rows(rows, 2)]
+
+
+def _input_transform_t(u: list[jax.Array],
+                       shape: tuple[int, ...]) -> jax.Array:
+  """9 x (B n m, C) -> (B, 2n + 1, 2m + 1, C), the transpose."""
   batch, height, width, channels = shape
-  u = u.reshape(3, 3, batch, height // 2, width // 2, channels)
-  return _input_rows_t(*(_input_rows_t(*row, axis=2) for row in u), axis=1)
+  u = [t.reshape(batch, height // 2, width // 2, channels) for t in u]
+  return _input_rows_t(*(_input_rows_t(*u[3 * i:3 * i + 3], axis=2)
+                         for i in range(3)), axis=1)
 
 
-def _kernel_transform(kernel: jax.Array) -> jax.Array:
-  """(2, 2, C, Co) -> (9, C, Co): G along both kernel axes."""
+def _kernel_transform(kernel: jax.Array) -> list[jax.Array]:
+  """(2, 2, C, Co) -> 9 x (C, Co): G along both kernel axes."""
   rows = (kernel[0], kernel[0] + kernel[1], kernel[1])
-  return jnp.stack([t for row in rows for t in (row[0], row[0] + row[1],
-                                                 row[1])])
+  return [t for row in rows for t in (row[0], row[0] + row[1], row[1])]
 
 
-def _kernel_transform_t(v: jax.Array) -> jax.Array:
-  """(9, C, Co) -> (2, 2, C, Co), the transpose."""
-  v = v.reshape(3, 3, *v.shape[1:])
-  rows = (v[0] + v[1], v[1] + v[2])
+def _kernel_transform_t(v: list[jax.Array]) -> jax.Array:
+  """9 x (C, Co) -> (2, 2, C, Co), the transpose."""
+  rows = ((v[0] + v[3], v[1] + v[4], v[2] + v[5]),
+          (v[3] + v[6], v[4] + v[7], v[5] + v[8]))
   return jnp.stack([jnp.stack([row[0] + row[1], row[1] + row[2]])
                     for row in rows])
 
 
-def _output_transform(m: jax.Array, batch: int, n: int,
+def _output_transform(m: list[jax.Array], batch: int, n: int,
                       width: int) -> jax.Array:
-  """(9, B n w, Co) -> (B, 2n, 2w, Co): A^T along rows and columns."""
-  m = m.reshape(3, 3, batch, n, width, m.shape[-1])
-  rows = (m[0] + m[1], m[1] + m[2])
+  """9 x (B n w, Co) -> (B, 2n, 2w, Co): A^T along rows and columns."""
+  m = [t.reshape(batch, n, width, -1) for t in m]
+  rows = ((m[0] + m[3], m[1] + m[4], m[2] + m[5]),
+          (m[3] + m[6], m[4] + m[7], m[5] + m[8]))
   y = jnp.stack([jnp.stack([row[0] + row[1], row[1] + row[2]], axis=3)
                  for row in rows], axis=2)  # (B, n, 2, w, 2, Co)
-  return y.reshape(batch, 2 * n, 2 * width, m.shape[-1])
+  return y.reshape(batch, 2 * n, 2 * width, y.shape[-1])
 
 
-def _output_transform_t(dy: jax.Array) -> jax.Array:
-  """(B, 2n, 2w, Co) -> (9, B n w, Co), the transpose."""
+def _output_transform_t(dy: jax.Array) -> list[jax.Array]:
+  """(B, 2n, 2w, Co) -> 9 x (B n w, Co), the transpose."""
   batch, height, width, channels = dy.shape
   dy = dy.reshape(batch, height // 2, 2, width // 2, 2, channels)
   rows = (dy[:, :, 0], dy[:, :, 0] + dy[:, :, 1], dy[:, :, 1])
-  m = jnp.stack([t for row in rows for t in (
-      row[..., 0, :], row[..., 0, :] + row[..., 1, :], row[..., 1, :])])
-  return m.reshape(9, -1, channels)
+  return [t.reshape(-1, channels) for row in rows for t in (
+      row[..., 0, :], row[..., 0, :] + row[..., 1, :], row[..., 1, :])]
 
 
 def _pad_to(x: jax.Array, height: int, width: int) -> jax.Array:
@@ -118,8 +124,7 @@ def conv2x2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   (2, 2, C, Co) kernel: (B, H, W, Co)."""
   batch, height, width = x.shape[0], x.shape[1] - 1, x.shape[2] - 1
   x = _pad_to(x, _tiled(height) + 1, _tiled(width) + 1)
-  m = jax.lax.dot_general(_input_transform(x), _kernel_transform(kernel),
-                          (((2,), (1,)), ((0,), (0,))))
+  m = [u @ k for u, k in zip(_input_transform(x), _kernel_transform(kernel))]
   y = _output_transform(m, batch, _tiled(height) // 2, _tiled(width) // 2)
   return y[:, :height, :width]
 
@@ -129,9 +134,8 @@ def conv2x2_input_grad(out_grad: jax.Array, kernel: jax.Array) -> jax.Array:
   (B, H, W, Co): (B, H + 1, W + 1, C)."""
   batch, height, width, _ = out_grad.shape
   out_grad = _pad_to(out_grad, _tiled(height), _tiled(width))
-  u = jax.lax.dot_general(_output_transform_t(out_grad),
-                          _kernel_transform(kernel),
-                          (((2,), (2,)), ((0,), (0,))))
+  u = [m @ k.T for m, k in zip(_output_transform_t(out_grad),
+                               _kernel_transform(kernel))]
   x_grad = _input_transform_t(u, (batch, _tiled(height) + 1,
                                   _tiled(width) + 1, kernel.shape[2]))
   return x_grad[:, :height + 1, :width + 1]
@@ -143,6 +147,6 @@ def conv2x2_kernel_grad(x: jax.Array, out_grad: jax.Array) -> jax.Array:
   height, width = out_grad.shape[1:3]
   x = _pad_to(x, _tiled(height) + 1, _tiled(width) + 1)
   out_grad = _pad_to(out_grad, _tiled(height), _tiled(width))
-  v = jax.lax.dot_general(_input_transform(x), _output_transform_t(out_grad),
-                          (((1,), (1,)), ((0,), (0,))))
+  v = [u.T @ m for u, m in zip(_input_transform(x),
+                               _output_transform_t(out_grad))]
   return _kernel_transform_t(v)

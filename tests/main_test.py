@@ -121,6 +121,8 @@ def test_cli_train_and_sample(tmp_path):
   assert 'd_real=' in result.stderr and 'd_fake_after=' in result.stderr
   assert 'epoch=' in result.stderr
   assert 'steps/s' in result.stderr and 'ETA' in result.stderr
+  # The program restarted itself with glibc's huge-page tunable.
+  assert 'GLIBC_TUNABLES=glibc.malloc.hugetlb=1' in result.stderr
   assert 'Generator' in result.stderr and 'Discriminator' in result.stderr
   assert sorted(os.listdir(os.path.join(workdir, 'samples'))) == [
       '0000000.png', '0000002.png', '0000004.png']

@@ -40,3 +40,40 @@ def test_release_returns_freed_heap_to_the_os():
   released = before - _rss_bytes()
   libc.free(guard)
   assert released > 50 * 2**20, released
+
+
+def test_huge_pages_are_added_to_the_environment_once(monkeypatch):
+  """The tunable joins the others; a setting already there (either value)
+  is left as it is."""
+  monkeypatch.setattr(memory.sys, 'platform', 'linux')
+  assert memory.huge_pages_environ({'A': '1'}) == {
+      'A': '1', 'GLIBC_TUNABLES': 'glibc.malloc.hugetlb=1'}
+  assert memory.huge_pages_environ(
+      {'GLIBC_TUNABLES': 'glibc.malloc.arena_max=2'}) == {
+          'GLIBC_TUNABLES': 'glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1'}
+  for tunables in ('glibc.malloc.hugetlb=0', 'glibc.malloc.hugetlb=1'):
+    assert memory.huge_pages_environ({'GLIBC_TUNABLES': tunables}) is None
+  monkeypatch.setattr(memory.sys, 'platform', 'darwin')
+  assert memory.huge_pages_environ({}) is None
+
+
+def test_restart_reexecutes_the_same_command_with_huge_pages(monkeypatch):
+  """The program restarts as it was started (interpreter options, -m,
+  arguments), once: the restarted process finds the tunable and goes on.
+  The CLI's own restart is checked in main_test (it logs GLIBC_TUNABLES)."""
+  calls = []
+  monkeypatch.setattr(memory.sys, 'platform', 'linux')
+  monkeypatch.setattr(memory.sys, 'orig_argv',
+                      ['python3', '-X', 'dev', '-m', 'dcgan_jax.main', '--x'])
+  monkeypatch.setattr(memory.os, 'execve',
+                      lambda *args: calls.append(args))
+  monkeypatch.delenv('GLIBC_TUNABLES', raising=False)
+  memory.restart_with_huge_pages()
+  [(executable, argv, environ)] = calls
+  assert executable == memory.sys.executable
+  assert argv == [memory.sys.executable, '-X', 'dev', '-m', 'dcgan_jax.main',
+                  '--x']
+  assert environ['GLIBC_TUNABLES'] == 'glibc.malloc.hugetlb=1'
+  monkeypatch.setenv('GLIBC_TUNABLES', environ['GLIBC_TUNABLES'])
+  memory.restart_with_huge_pages()
+  assert len(calls) == 1

@@ -1,5 +1,6 @@
 """Shapes, value ranges, initialisation and parameter counts of G and D."""
 
+import collections
 import functools
 import re
 
@@ -401,7 +402,7 @@ def test_other_platforms_get_xla_ordinary_convolutions(monkeypatch):
   """Lowered for a GPU or TPU, a train step holds exactly the convolutions
   flax's nn.Conv / nn.ConvTranspose lower to (cuDNN's kernels on GPUs) and
   no matmul; lowered for the CPU it holds the CPU forms instead: the
-  Winograd form's 9 batched matmuls, G's first layer as a matmul, phase and
+  Winograd form's 9 matmuls, G's first layer as a matmul, phase and
   blockwise 2x2 convolutions. 64 channels: a shape where the CPU picks
   Winograd."""
   config = tiny_config()
@@ -423,4 +424,5 @@ def test_other_platforms_get_xla_ordinary_convolutions(monkeypatch):
   assert ours['cpu'] != flax_forms['cpu']
   assert any('2x2x' in line for line in ours['cpu'])
   cpu_matmuls = _lowered_ops('cpu', config, 'dot_general')
-  assert any('tensor<9x' in line for line in cpu_matmuls)  # Winograd.
+  # Winograd: one convolution's 9 matmuls share one signature.
+  assert max(collections.Counter(cpu_matmuls).values()) >= 9
