@@ -188,11 +188,9 @@ def _environ(impl):
   from dcgan_jax import memory  # pylint: disable=g-import-not-at-top
   environ = dict(os.environ)
   if impl == 'jax_4k_pages':
-    tunables = environ.get('GLIBC_TUNABLES')
-    off = f'{memory.HUGE_PAGES_TUNABLE}=0'
-    environ['GLIBC_TUNABLES'] = f'{tunables}:{off}' if tunables else off
-  elif impl.startswith('jax') or impl == 'matmul':
-    environ = memory.huge_pages_environ(environ) or environ
+    return memory.with_tunable(environ, f'{memory.HUGE_PAGES_TUNABLE}=0')
+  if impl.startswith('jax') or impl == 'matmul':
+    return memory.huge_pages_environ(environ) or environ
   return environ
 
 

@@ -54,10 +54,16 @@ def huge_pages_environ(environ: Mapping[str, str]
   None where it needs no change: not Linux, or GLIBC_TUNABLES already sets
   the tunable (either way: the user's choice stands). C libraries other
   than glibc >= 2.35 ignore it."""
-  tunables = environ.get('GLIBC_TUNABLES', '')
-  if sys.platform != 'linux' or HUGE_PAGES_TUNABLE in tunables:
+  if (sys.platform != 'linux'
+      or HUGE_PAGES_TUNABLE in environ.get('GLIBC_TUNABLES', '')):
     return None
-  setting = f'{HUGE_PAGES_TUNABLE}=1'
+  return with_tunable(environ, f'{HUGE_PAGES_TUNABLE}=1')
+
+
+def with_tunable(environ: Mapping[str, str], setting: str) -> dict[str, str]:
+  """environ with `setting` (name=value) appended to GLIBC_TUNABLES, where
+  a later setting overrides an earlier one."""
+  tunables = environ.get('GLIBC_TUNABLES')
   return {**environ,
           'GLIBC_TUNABLES': f'{tunables}:{setting}' if tunables else setting}
 
