@@ -279,13 +279,16 @@ _cpu_conv4x4_stride2_kernel_grad = _bilinear(
 
 
 def _cpu_input_grad(out_grad: jax.Array, kernel: jax.Array) -> jax.Array:
-  """Input gradient of the 4x4 stride-2 convolution (even input sizes)
-  through the blockwise stride-1 form: Winograd where it pays, else XLA's
+  """Input gradient of the 4x4 stride-2 convolution (even input sizes):
+  for few input channels the transposed convolution as one matmul; else
+  through the blockwise stride-1 form, Winograd where it pays, else XLA's
   gradient of the 2x2 convolution over blocks, which XLA:CPU runs faster
   than the strided convolution's transposed form
   (benchmarks/layer_flops.py)."""
   batch, height, width, _ = out_grad.shape
   x_shape = (batch, 2 * height, 2 * width, kernel.shape[2])
+  if _few_channels(kernel.shape[2]):
+    return _matmul_conv_transpose(out_grad, _adjoint_kernel(kernel))
   if _uses_winograd(x_shape, kernel.shape[3]):
     return _unblocks(winograd.conv2x2_input_grad(out_grad,
                                                  _block_kernel(kernel)),
@@ -340,20 +343,55 @@ class Conv4x4Stride2(nn.Module):
     return y
 
 
-def _phase_conv_transpose(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """Output phase (r, s) of the transposed convolution: a 2x2 stride-1
-  convolution with the kernel taps of parity (r, s); phases interleaved."""
-  # Phase r reads input rows a - 1, a (r = 0) or a, a + 1 (r = 1).
-  pads = ((1, 0), (0, 1))
-  phases = jnp.stack([
-      jnp.stack([
-          jax.lax.conv_general_dilated(x, kernel[r::2, s::2], (1, 1),
-                                       (pads[r], pads[s]),
-                                       dimension_numbers=_NHWC)
-          for s in (0, 1)], axis=3)
-      for r in (0, 1)], axis=2)  # (B, H, r, W, s, C)
+def _interleave_phases(phase: Callable[[int, int], jax.Array]) -> jax.Array:
+  """The transposed convolution's output from its phases: phase(r, s), of
+  shape (B, H, W, C), holds output pixels (2a + r, 2b + s)."""
+  phases = jnp.stack([jnp.stack([phase(r, s) for s in (0, 1)], axis=3)
+                      for r in (0, 1)], axis=2)  # (B, H, r, W, s, C)
   batch, height, _, width, _, channels = phases.shape
   return phases.reshape(batch, 2 * height, 2 * width, channels)
+
+
+def _phase_conv_transpose(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Output phase (r, s) of the transposed convolution: a 2x2 stride-1
+  convolution with the kernel taps of parity (r, s)."""
+  # Phase r reads input rows a - 1, a (r = 0) or a, a + 1 (r = 1).
+  pads = ((1, 0), (0, 1))
+  return _interleave_phases(
+      lambda r, s: jax.lax.conv_general_dilated(
+          x, kernel[r::2, s::2], (1, 1), (pads[r], pads[s]),
+          dimension_numbers=_NHWC))
+
+
+# Output phase r of a row reads these (input row offset, kernel row) pairs.
+_PHASE_TAPS = (((-1, 0), (0, 2)), ((0, 1), (1, 3)))
+
+
+def _few_channels(channels: int) -> bool:
+  """Whether a transposed convolution to this many channels runs as
+  `_matmul_conv_transpose` on CPU: at most 16, where it measured faster
+  than the phase convolutions and XLA's gradient forms (BENCHMARKS.md);
+  with more its products outgrow the gain."""
+  return channels <= 16
+
+
+def _matmul_conv_transpose(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The transposed convolution as one matmul of each input pixel with all
+  16 taps, (B H W, C) @ (C, 16 Co), then each output pixel as the sum of
+  its 4 taps' products: for few output channels, where XLA:CPU's
+  convolutions run far below its matmuls."""
+  batch, height, width, channels = x.shape
+  products = jnp.dot(x.reshape(-1, channels),
+                     kernel.transpose(2, 0, 1, 3).reshape(channels, -1),
+                     preferred_element_type=jnp.float32)
+  products = jnp.pad(
+      products.reshape(batch, height, width, 4, 4, kernel.shape[3]),
+      ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0), (0, 0)))
+  return _interleave_phases(
+      lambda r, s: sum(
+          products[:, 1 + i:1 + i + height, 1 + j:1 + j + width, kh, kw]
+          for i, kh in _PHASE_TAPS[r] for j, kw in _PHASE_TAPS[s])
+  ).astype(x.dtype)
 
 
 def _adjoint_kernel(kernel: jax.Array) -> jax.Array:
@@ -364,9 +402,12 @@ def _adjoint_kernel(kernel: jax.Array) -> jax.Array:
 
 
 def _cpu_conv_transpose_forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """The transposed convolution as the adjoint strided convolution's input
-  gradient where that runs as Winograd, else as phase convolutions."""
+  """The transposed convolution as one matmul for few output channels, as
+  the adjoint strided convolution's input gradient where that runs as
+  Winograd, else as phase convolutions."""
   batch, height, width, _ = x.shape
+  if _few_channels(kernel.shape[3]):
+    return _matmul_conv_transpose(x, kernel)
   if _uses_winograd((batch, 2 * height, 2 * width, kernel.shape[3]),
                     kernel.shape[2]):
     return _cpu_input_grad(x, _adjoint_kernel(kernel))
@@ -395,7 +436,7 @@ def conv_transpose4x4_stride2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   `nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2,
   2)))` with the same HWIO kernel.
 
-  On CPU the phase-wise form `_cpu_conv_transpose4x4_stride2`; on other
+  On CPU the forms of `_cpu_conv_transpose4x4_stride2`; on other
   platforms XLA's ordinary transposed convolution and its gradients.
   """
   return jax.lax.platform_dependent(x, kernel,

@@ -276,9 +276,10 @@ def _flax_conv(features):
                  use_bias=False)
 
 
-@pytest.mark.parametrize('shape,features', [((2, 4, 4, 8), 5),
-                                            ((3, 7, 5, 3), 4)])
-def test_phase_conv_transpose_equals_conv_transpose(shape, features):
+@pytest.mark.parametrize('shape,features', [
+    ((2, 4, 4, 8), 5), ((3, 7, 5, 3), 4), ((2, 16, 16, 64), 1),  # One matmul.
+    ((2, 4, 4, 8), 24)])  # Phase convolutions.
+def test_conv_transpose_equals_flax(shape, features):
   """Outputs and gradients equal flax's (lax.conv_transpose) to 1e-5."""
   batch, height, width, _ = shape
   _assert_equals_flax(models.ConvTranspose4x4Stride2(features),
@@ -402,9 +403,9 @@ def test_other_platforms_get_xla_ordinary_convolutions(monkeypatch):
   """Lowered for a GPU or TPU, a train step holds exactly the convolutions
   flax's nn.Conv / nn.ConvTranspose lower to (cuDNN's kernels on GPUs) and
   no matmul; lowered for the CPU it holds the CPU forms instead: the
-  Winograd form's 9 matmuls, G's first layer as a matmul, phase and
-  blockwise 2x2 convolutions. 64 channels: a shape where the CPU picks
-  Winograd."""
+  Winograd form's 9 matmuls, G's first layer as a matmul, G's last (to 1
+  channel) as one matmul with its 16 taps. 64 channels: a shape where the
+  CPU picks Winograd."""
   config = tiny_config()
   config.model.ngf = config.model.ndf = 64
   platforms = ('cuda', 'tpu', 'cpu')
@@ -422,7 +423,7 @@ def test_other_platforms_get_xla_ordinary_convolutions(monkeypatch):
     assert not any('2x2x' in line for line in ours[platform])  # No phases.
     assert not _lowered_ops(platform, config, 'dot_general'), platform
   assert ours['cpu'] != flax_forms['cpu']
-  assert any('2x2x' in line for line in ours['cpu'])
   cpu_matmuls = _lowered_ops('cpu', config, 'dot_general')
+  assert any('tensor<64x16xf32>' in line for line in cpu_matmuls)
   # Winograd: one convolution's 9 matmuls share one signature.
   assert max(collections.Counter(cpu_matmuls).values()) >= 9
