@@ -103,7 +103,7 @@ def torch_worker(args) -> None:
   plt.savefig(os.path.join(args.workdir, 'losses.png'))
 
 
-def _timed_run(command: list[str], log: str) -> float:
+def timed_run(command: list[str], log: str) -> float:
   start = time.perf_counter()
   with open(log, 'w') as out:
     subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=True,
@@ -146,7 +146,7 @@ def main():
     seconds = {}
     for name, command in runs.items():
       log = os.path.join(work, name.split()[0] + '.log')
-      seconds[name] = _timed_run(command, log)
+      seconds[name] = timed_run(command, log)
       print(f'{name}: {seconds[name]:.1f} s (log tail: '
             f'{open(log).read().strip().splitlines()[-1][:120]})', flush=True)
   ours, theirs = seconds.values()

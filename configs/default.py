@@ -77,9 +77,13 @@ def get_config() -> ml_collections.ConfigDict:
   # G's loss against D advanced by this many differentiable updates
   # (unrolled GAN, Metz et al. 2017); 0 = off.
   config.unroll_steps = 0
-  # Exponential moving average of G's weights (0 = off), e.g. 0.999; when
-  # on, sample grids, sampling, evaluation and the best checkpoint use it.
+  # Exponential moving average of G's weights (0 = off), e.g. 0.999,
+  # warmed up over the first updates; when on, sample grids, sampling,
+  # evaluation and the best checkpoint use it.
   config.ema_decay = 0.0
+  # Batches of config.batch_size fresh z whose BatchNorm statistics, averaged,
+  # go with the EMA weights (recomputed before every grid, evaluation, save).
+  config.ema_stats_batches = 16
   # Real and fake images through D as one batch (one set of BatchNorm
   # statistics) instead of two.
   config.d_joint_batch = False

@@ -48,7 +48,7 @@ ADDED_KEYS = {**{f'model.{k}': v for k, v in models.MODEL_DEFAULTS.items()},
               'objective': 'non_saturating', 'd_joint_batch': False,
               'eval.pr_k': 3, 'eval.dc_k': 5, 'eval.is_splits': 10,
               'eval.resize': 'pytorch', 'eval.reference_stats': '',
-              'trackers': ''}
+              'trackers': '', 'ema_stats_batches': 16}
 # Keys renamed since runs were saved: old name -> new name.
 RENAMED_KEYS = {'num_samples': 'grid_images'}
 
@@ -333,13 +333,20 @@ def load_generator(workdir: paths.PathLike, step: Optional[int] = None,
                    ) -> tuple[int, ml_collections.ConfigDict,
                               steps.GeneratorState]:
   """(step, config, G state) of a run's checkpoint: `step`, else the latest,
-  or with best_metric the one in the best slot (checkpoints_best)."""
+  or with best_metric the one in the best slot (checkpoints_best).
+
+  With EMA weights and BatchNorm, their statistics are computed again as
+  training computed them at that step (the same z), so that checkpoints of
+  code that averaged the statistics sample as well as newer ones.
+  """
   manager = create_manager(workdir, read_only=True, best_metric=best_metric)
   step = latest_step_or_raise(manager, workdir, step)
   config = restore_config(manager, step)
   g_state, d_state = steps.create_train_states(config, jax.random.key(0))
-  g_state, _, _ = restore(manager, step, g_state, d_state,
-                          jax.random.key(0))
+  g_state, _, rng = restore(manager, step, g_state, d_state,
+                            jax.random.key(0))
+  g_state = jax.jit(steps.recompute_ema_batch_stats, static_argnums=(2, 3))(
+      g_state, rng, config.ema_stats_batches, config.batch_size)
   return step, config, g_state
 
 

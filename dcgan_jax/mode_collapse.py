@@ -1,16 +1,23 @@
-"""A mode-collapse testbed: the ring of 8 Gaussians (Metz et al. 2017).
+"""A mode-collapse testbed: the ring of 8 Gaussians in the unrolled-GAN
+paper's setting (Metz et al. 2017, section 3.1 and appendix A).
 
-The data are 8 Gaussians of std 0.02 centred on a circle of radius 2; G and
-D are small MLPs as in the unrolled-GAN paper (two hidden layers of 128
-ReLUs each; Adam with b1 = 0.5, G's learning rate 1e-3 and D's 1e-4), with
-z of 64 dimensions and batches of 256 (the paper: 256 and 512) to save CPU
-time. They train with this package's own `train_step`
-and objectives, several seeds at once (`jax.vmap`), so what the testbed
-shows is what the image trainer does. Measures, on 2,500 samples: the modes
-covered (a mode counts when at least 1% of the samples lie within 3 std of
-it) and the fraction of high-quality samples (within 3 std of any mode).
+The data are 8 Gaussians of std 0.02 centred on a circle of radius 2. G is
+an MLP with two hidden layers of 128 ReLUs and a linear output of 2; D
+scales its input down by 4, then one hidden layer of 128 ReLUs and a linear
+logit; every weight starts orthogonal with scale 0.8. The GAN's original
+losses (`minimax`: G minimises log(1 - D(G(z)))), Adam(1e-4, b1 = 0.5) for
+both, z ~ N(0, I) of 256 dimensions, batches of 512, 25,000 steps; each
+step is one D update then one G update (`steps.train_step`), where the
+paper alternates single updates. They train with this package's own
+`train_step` and objectives, several seeds at once (`jax.vmap`), so what
+the testbed shows is what the image trainer does.
 
-  python benchmarks/mode_collapse.py    # every objective, with and without unrolling
+Measures, on 2,500 samples of G: the modes covered (a mode counts when at
+least 1% of the samples lie within 3 std of it) and the fraction of
+high-quality samples (within 3 std of any mode), as PacGAN and VEEGAN
+count them; the paper shows its result as pictures.
+
+  python benchmarks/mode_collapse.py    # standard against unrolled, 5 and 10
 """
 
 import functools
@@ -29,6 +36,7 @@ RADIUS = 2.0
 STD = 0.02
 NUM_EVAL_SAMPLES = 2500
 MIN_MODE_FRACTION = 0.01  # Of the samples, for a mode to count as covered.
+NUM_STEPS = 25_000
 
 
 def mode_centres() -> np.ndarray:
@@ -57,49 +65,60 @@ def coverage(samples: np.ndarray) -> tuple[int, float]:
 
 
 class MLP(nn.Module):
-  """ReLU hidden layers, then a linear output; D's output is (B,).
+  """ReLU hidden layers, then a linear output, weights orthogonal with scale
+  0.8; the input is first divided by `input_scale`. D's output is (B,).
 
   `train` and `axis_name` are taken as the DCGAN modules take them; there
   is no normalisation, so they change nothing.
   """
-  hidden: Sequence[int] = (128, 128)
-  outputs: int = 2
+  hidden: Sequence[int]
+  outputs: int
+  input_scale: float = 1.0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True,
                axis_name: Any = None) -> jax.Array:
     del train, axis_name
+    dense = functools.partial(nn.Dense,
+                              kernel_init=nn.initializers.orthogonal(0.8))
+    x = x / self.input_scale
     for width in self.hidden:
-      x = nn.relu(nn.Dense(width)(x))
-    x = nn.Dense(self.outputs)(x)
+      x = nn.relu(dense(width)(x))
+    x = dense(self.outputs)(x)
     return x[:, 0] if self.outputs == 1 else x
 
 
-def get_config(objective: str = 'non_saturating', unroll_steps: int = 0
+def get_config(objective: str = 'minimax', unroll_steps: int = 0
                ) -> ml_collections.ConfigDict:
-  """The testbed's settings for an objective; wgan_gp gets its own method's
+  """The paper's settings for an objective; wgan_gp gets its own method's
   5 critic updates per G update."""
   return ml_collections.ConfigDict({
       'objective': objective,
       'unroll_steps': unroll_steps,
       'n_critic': 5 if objective == 'wgan_gp' else 1,
       'gp_weight': 10.0,
-      'batch_size': 256,
-      'model': {'nz': 64, 'hidden': (128, 128), 'd_norm': 'none'},
-      'optim': {'lr_g': 1e-3, 'lr_d': 1e-4, 'b1': 0.5, 'b2': 0.999},
+      'batch_size': 512,
+      'model': {'nz': 256, 'g_hidden': (128, 128), 'd_hidden': (128,),
+                'd_input_scale': 4.0, 'd_norm': 'none'},
+      'optim': {'lr_g': 1e-4, 'lr_d': 1e-4, 'b1': 0.5, 'b2': 0.999},
   })
 
 
 def train(config: ml_collections.ConfigDict, seeds: Sequence[int],
-          num_steps: int) -> list[tuple[int, float]]:
+          num_steps: int, snapshots: Sequence[int] = ()
+          ) -> dict[int, np.ndarray]:
   """Trains one G and D per seed (vectorised over seeds) for num_steps.
 
   Returns:
-    Per seed, `coverage` of NUM_EVAL_SAMPLES samples of the final G.
+    {step: samples (seeds, NUM_EVAL_SAMPLES, 2)} of G after each step in
+    `snapshots` (0: before training) and after num_steps; the same z at
+    every step.
   """
   recipe = steps.Recipe.from_config(config)
-  hidden = tuple(config.model.hidden)
-  networks = (MLP(hidden, outputs=2), MLP(hidden, outputs=1))
+  model = config.model
+  networks = (MLP(tuple(model.g_hidden), outputs=2),
+              MLP(tuple(model.d_hidden), outputs=1,
+                  input_scale=model.d_input_scale))
   keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
   keys = jax.vmap(jax.random.wrap_key_data)(keys)
   g_state, d_state = jax.vmap(
@@ -118,9 +137,13 @@ def train(config: ml_collections.ConfigDict, seeds: Sequence[int],
       return g_state, d_state
     return jax.vmap(one)(g_state, d_state, keys)
 
-  for step in range(num_steps):
-    g_state, d_state = update(g_state, d_state, step)
   z = jax.random.normal(jax.random.key(12345),
                         (NUM_EVAL_SAMPLES, config.model.nz))
-  samples = jax.vmap(steps.generate, in_axes=(0, None))(g_state, z)
-  return [coverage(s) for s in np.asarray(samples)]
+  generate = jax.jit(jax.vmap(steps.generate, in_axes=(0, None)))
+  samples = {}
+  for step in range(num_steps + 1):
+    if step in snapshots or step == num_steps:
+      samples[step] = np.asarray(generate(g_state, z))
+    if step < num_steps:
+      g_state, d_state = update(g_state, d_state, step)
+  return samples

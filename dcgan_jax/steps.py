@@ -54,8 +54,8 @@ class Recipe:
     n_critic: D updates per G update in `train_step`.
     unroll_steps: k: G's loss is taken against a copy of D advanced by k
       differentiable D updates (Metz et al. 2017); 0 = off.
-    ema_decay: decay of the exponential moving average of G's weights and
-      BatchNorm statistics, updated after each G update; 0 = off.
+    ema_decay: decay of the exponential moving average of G's weights,
+      updated after each G update and warmed up (`ema_decay_at`); 0 = off.
     d_joint_batch: D's update passes real and fake images through D as one
       batch (one set of BatchNorm statistics), not as two.
   """
@@ -125,7 +125,9 @@ class TrainState(train_state.TrainState):
 
 class GeneratorState(TrainState):
   """G's state: also the size of its input noise and, with EMA on, the
-  moving averages of its parameters and BatchNorm statistics."""
+  moving average of its parameters and the BatchNorm statistics that go
+  with them (`recompute_ema_batch_stats`; the steps leave them as they
+  are)."""
   nz: int = flax.struct.field(pytree_node=False, default=100)
   ema_params: Any = None
   ema_batch_stats: Any = None
@@ -195,6 +197,19 @@ def start_ema(g_state: GeneratorState) -> GeneratorState:
                                                       g_state.batch_stats))
 
 
+def ema_decay_at(decay: float, updates: jax.Array) -> jax.Array:
+  """The EMA's decay after `updates` G updates: min(decay, (1 + n) / (10 +
+  n)), TensorFlow's ExponentialMovingAverage warm-up.
+
+  The average's half-life is then at most about 8% of the updates so far,
+  so the initial weights are forgotten early and a short run averages its
+  own recent weights, not its start; from n = 9 decay / (1 - decay) on it
+  is `decay` (0.999: 8,991 updates).
+  """
+  n = jnp.asarray(updates, jnp.float32)
+  return jnp.minimum(decay, (1.0 + n) / (10.0 + n))
+
+
 def _pmean(tree: Any, axis_name: Optional[str]) -> Any:
   return tree if axis_name is None else lax.pmean(tree, axis_name)
 
@@ -226,6 +241,7 @@ def _step_z(g_state: GeneratorState, step: jax.Array, rng: jax.Array,
 # A step's random draws other than z (drawn from the run's key folded with
 # the step number): each from that key folded with its stream number.
 _PENALTY, _D_UPDATE_DROPOUT, _G_UPDATE_DROPOUT, _G_DROPOUT = 1, 2, 3, 4
+_EMA_STATISTICS = 5  # z and dropout of recompute_ema_batch_stats.
 
 
 def _stream_key(rng: jax.Array, step: jax.Array, stream: int) -> jax.Array:
@@ -279,7 +295,8 @@ def _generate(g_state: GeneratorState, z: jax.Array, axis_name: Optional[str],
 def generate(g_state: GeneratorState, z: jax.Array,
              use_ema: bool = True) -> jax.Array:
   """G(z) for inference: BatchNorm uses its running averages; the EMA
-  weights if G has them and use_ema."""
+  weights if G has them and use_ema, with the statistics last computed for
+  them by `recompute_ema_batch_stats`."""
   if use_ema and g_state.ema_params is not None:
     variables = _variables(g_state.ema_params, g_state.ema_batch_stats)
   else:
@@ -356,16 +373,84 @@ def _d_update(d_state: TrainState, real: jax.Array, fake: jax.Array,
   return d_state.apply_gradients(grads=grads, batch_stats=batch_stats), metrics
 
 
-def _update_ema(g_state: GeneratorState, decay: float) -> GeneratorState:
+def update_ema(g_state: GeneratorState, decay: float) -> GeneratorState:
+  """Moves G's EMA weights towards its weights, at `ema_decay_at(decay,
+  g_state.step)`. The BatchNorm statistics are not averaged: statistics
+  of other weights do not fit the averaged ones (`recompute_ema_batch_stats`
+  computes theirs)."""
   if g_state.ema_params is None:
     raise ValueError('The recipe has ema_decay > 0 but g_state has no EMA '
                      'weights: create the states with the same ema_decay, '
                      'or call steps.start_ema(g_state).')
-  average = lambda ema, new: decay * ema + (1.0 - decay) * new
-  return g_state.replace(
-      ema_params=jax.tree.map(average, g_state.ema_params, g_state.params),
-      ema_batch_stats=jax.tree.map(average, g_state.ema_batch_stats,
-                                   g_state.batch_stats))
+  beta = ema_decay_at(decay, g_state.step)
+  return g_state.replace(ema_params=jax.tree.map(
+      lambda ema, new: beta * ema + (1.0 - beta) * new, g_state.ema_params,
+      g_state.params))
+
+
+def _batch_statistics(g_state: GeneratorState, params: Any, z: jax.Array,
+                      axis_name: Optional[str], dropout_key: jax.Array
+                      ) -> Any:
+  """Each BatchNorm layer's batch mean and variance of G(z) in training
+  mode, with these params, in the batch_stats tree's structure.
+
+  A layer's running update is `m * old + (1 - m) * batch` (flax's
+  nn.BatchNorm, whatever its momentum m): from old = 0 it gives (1 - m) *
+  batch, and its derivative in old is m, so one pass yields both. A layer
+  that does not update in training mode (m = 1) keeps its statistics.
+  """
+  def updated(old):
+    return _apply_training(g_state, params, old, z, axis_name,
+                           dropout_key)[1]
+  zeros = jax.tree.map(jnp.zeros_like, g_state.batch_stats)
+  weighted, momentum = jax.jvp(updated, (zeros,),
+                               (jax.tree.map(jnp.ones_like, zeros),))
+  return jax.tree.map(
+      lambda w, m, fixed: jnp.where(m < 1.0, w / jnp.maximum(1.0 - m, 1e-12),
+                                    fixed),
+      weighted, momentum, g_state.batch_stats)
+
+
+def recompute_ema_batch_stats(g_state: GeneratorState, rng: jax.Array,
+                              num_batches: int, batch_size: int,
+                              axis_name: Optional[str] = None
+                              ) -> GeneratorState:
+  """G's state with BatchNorm statistics computed for its EMA weights.
+
+  BigGAN's "standing statistics": the EMA weights run in training mode on
+  num_batches batches of fresh z, and each BatchNorm layer's statistics are
+  the mean over the batches of its batch means and variances. Averaging
+  the running statistics alongside the weights instead gives statistics of
+  earlier weights, which the averaged ones do not match (blurred, dim
+  samples). Call it before sampling from the EMA weights; the training
+  loop does before every sample grid, evaluation and save, and
+  `checkpoint.load_generator` on loading.
+
+  Args:
+    g_state: G's state; returned unchanged without EMA or BatchNorm.
+    rng: the run's base key; batch i's z is drawn from it folded with G's
+      step and i, so a checkpoint's statistics can be computed again.
+    num_batches: batches averaged.
+    batch_size: this device's share of each batch (static under jit); the
+      statistics are those of the global batch, as in training.
+    axis_name: the pmap axis, or None under jit.
+  """
+  if g_state.ema_params is None or g_state.batch_stats is None:
+    return g_state
+  key = _stream_key(rng, g_state.step, _EMA_STATISTICS)
+
+  def add_batch(total, i):
+    z = sample_z(jax.random.fold_in(key, i), batch_size, g_state.nz,
+                 axis_name)
+    stats = _batch_statistics(g_state, g_state.ema_params, z, axis_name,
+                              jax.random.fold_in(key, num_batches + i))
+    return jax.tree.map(jnp.add, total, stats), None
+
+  total, _ = lax.scan(add_batch,
+                      jax.tree.map(jnp.zeros_like, g_state.batch_stats),
+                      jnp.arange(num_batches))
+  return g_state.replace(ema_batch_stats=jax.tree.map(
+      lambda t: t / num_batches, total))
 
 
 def _g_update(g_state: GeneratorState, d_state: TrainState, fake: jax.Array,
@@ -408,7 +493,7 @@ def _g_update(g_state: GeneratorState, d_state: TrainState, fake: jax.Array,
                     **_output_metrics(objective, fake_after=out)}, axis_name)
   g_state = g_state.apply_gradients(grads=grads, batch_stats=g_batch_stats)
   if recipe.ema_decay:
-    g_state = _update_ema(g_state, recipe.ema_decay)
+    g_state = update_ema(g_state, recipe.ema_decay)
   return g_state, metrics
 
 

@@ -69,7 +69,7 @@ def _validate(config: Any) -> None:
                               differentiable=recipe.unroll_steps > 0)
   input_pipeline.local_batch_layout(config.batch_size)
   for key in ('log_every_steps', 'sample_every_steps',
-              'checkpoint_every_steps'):
+              'checkpoint_every_steps', 'ema_stats_batches'):
     if config[key] <= 0:
       raise ValueError(f'config.{key}={config[key]} must be positive.')
   if config.eval_every_steps == 0 or config.eval_every_steps < -1:
@@ -109,11 +109,12 @@ def _raise_if_non_finite(step_metrics: list[tuple[int, Any]],
 
 
 def _on_device_axis(step: Callable[..., Any]) -> Callable[..., Any]:
-  """`step(g_state, d_state, batch, rng)` on states and batch with a leading
-  device axis of length 1, as pmap over one device takes and returns them
-  (under jit the axis costs nothing)."""
-  def run(g_state, d_state, batch, rng):
-    squeezed = jax.tree.map(lambda x: x[0], (g_state, d_state, batch))
+  """`step(*arrays, rng)` on arrays (states, batch) with a leading device
+  axis of length 1, as pmap over one device takes and returns them (under
+  jit the axis costs nothing)."""
+  def run(*args):
+    *arrays, rng = args
+    squeezed = jax.tree.map(lambda x: x[0], arrays)
     return jax.tree.map(lambda x: x[None], step(*squeezed, rng))
   return run
 
@@ -229,6 +230,16 @@ def train_and_evaluate(
                               (config.grid_images, config.model.nz))
 
   generate = jax.jit(steps.generate)
+  # The EMA weights' BatchNorm statistics, computed for them before every
+  # use (grid, evaluation, save); a no-op without EMA or BatchNorm.
+  recompute_ema_stats = functools.partial(
+      steps.recompute_ema_batch_stats, num_batches=config.ema_stats_batches,
+      batch_size=config.batch_size // jax.device_count())
+  p_recompute_ema_stats = (
+      jax.jit(_on_device_axis(recompute_ema_stats), donate_argnums=0)
+      if jax.device_count() == 1 else
+      jax.pmap(functools.partial(recompute_ema_stats, axis_name=AXIS),
+               axis_name=AXIS, in_axes=(0, None), donate_argnums=0))
 
   def write_samples(step: int) -> None:
     if not is_chief:
@@ -257,6 +268,8 @@ def train_and_evaluate(
   logging.info('Training for %d steps (%d per epoch) from step %d.',
                total_steps, epoch_steps, start_step)
   if start_step == 0:
+    if recipe.ema_decay:
+      g_state = p_recompute_ema_stats(g_state, step_rng)
     write_samples(0)
   pending_metrics = []  # (step, metrics) not yet fetched from the devices.
   last_saved = start_step
@@ -295,7 +308,11 @@ def train_and_evaluate(
           summary['epoch'] = step / epoch_steps
           writer.write_scalars(step, summary)
           pending_metrics = []
-        if step % config.sample_every_steps == 0 or step == total_steps:
+        sample_now = step % config.sample_every_steps == 0 or (
+            step == total_steps)
+        if recipe.ema_decay and (sample_now or save_now or eval_now):
+          g_state = p_recompute_ema_stats(g_state, step_rng)
+        if sample_now:
           write_samples(step)
         if save_now or eval_now:
           states = host_states()

@@ -407,7 +407,16 @@ def test_ema_run_evaluates_the_averages_and_the_trained_weights(tmp_path):
   # The checkpoint's averaged weights give the logged value again.
   _, results = evaluate.evaluate(workdir, step=4)
   assert results['classifier_fd'] == pytest.approx(ema[-1], rel=1e-5)
-  del g_state
+  # G's BatchNorm statistics were computed for the averaged weights before
+  # the save, as loading computes them again; not the trained weights'.
+  manager = checkpoint.create_manager(workdir, read_only=True)
+  saved, _, _ = checkpoint.restore(manager, 4, *steps.create_train_states(
+      config, jax.random.key(0)), jax.random.key(0))
+  _, _, loaded = checkpoint.load_generator(workdir, step=4)
+  for s, l, trained in zip(*(jax.tree.leaves(x) for x in (
+      saved.ema_batch_stats, loaded.ema_batch_stats, g_state.batch_stats))):
+    np.testing.assert_allclose(s, l, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(s, trained)
 
 
 def test_plots_draw_whatever_the_run_logged(tmp_path):

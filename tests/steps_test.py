@@ -2,7 +2,9 @@
 
 import functools
 
+import flax
 from flax import jax_utils
+from flax import linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -289,23 +291,126 @@ def test_unrolled_g_gradient_follows_the_advanced_d():
       float(jnp.mean(jax.nn.softplus(-logits))), rel=1e-4)
 
 
-def test_ema_of_g_follows_its_recursion():
+def test_ema_decay_warms_up_then_holds():
+  decay = 0.999
+  # (1 + n) / (10 + n) until it reaches the decay, at n = 8,991 for 0.999.
+  for n, expected in [(0, 0.1), (1, 2 / 11), (90, 0.91), (990, 0.991),
+                      (8990, 8991 / 9000), (8991, decay), (50_000, decay)]:
+    assert float(steps.ema_decay_at(decay, n)) == pytest.approx(expected,
+                                                                rel=1e-6)
+  assert float(steps.ema_decay_at(0.5, 0)) == pytest.approx(0.1)
+  assert float(steps.ema_decay_at(0.5, 100)) == 0.5
+
+
+def test_ema_of_g_follows_its_warmed_up_recursion_and_leaves_statistics():
   decay = 0.9
   config, recipe, g, d = _recipe_states(ema_decay=decay)
   step = jax.jit(functools.partial(steps.train_step, recipe=recipe))
-  expected = jax.tree.map(np.asarray, (g.params, g.batch_stats))
-  for i in range(3):
+  expected = jax.tree.map(np.asarray, g.params)
+  statistics = jax.tree.map(np.asarray, g.ema_batch_stats)
+  for i in range(12):
     g, d, _ = step(g, d, _batch(config, i), jax.random.key(1))
-    expected = jax.tree.map(lambda e, new: decay * e + (1 - decay) * new,
-                            expected, (g.params, g.batch_stats))
-  for a, b in zip(jax.tree.leaves(expected),
-                  jax.tree.leaves((g.ema_params, g.ema_batch_stats))):
+    # After G's update number n = i + 1.
+    beta = min(decay, (2 + i) / (11 + i))
+    expected = jax.tree.map(lambda e, new, b=beta: b * e + (1 - b) * new,
+                            expected, g.params)
+  for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(g.ema_params)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  # The step does not average statistics of other weights.
+  for a, b in zip(jax.tree.leaves(statistics),
+                  jax.tree.leaves(g.ema_batch_stats)):
+    np.testing.assert_array_equal(a, b)
   z = jax.random.normal(jax.random.key(3), (4, config.model.nz))
   averaged = g.apply_fn({'params': g.ema_params,
                          'batch_stats': g.ema_batch_stats}, z, train=False)
   np.testing.assert_array_equal(steps.generate(g, z), averaged)
   assert not np.array_equal(steps.generate(g, z, use_ema=False), averaged)
+
+
+def _trained_ema_state(model='dcgan', num_steps=3):
+  """A G with EMA weights (and BatchNorm) a few steps into training."""
+  config = tiny_config()
+  config.model.name = model
+  config.ema_decay = 0.5
+  g, d = steps.create_train_states(config, jax.random.key(0))
+  step = jax.jit(functools.partial(steps.train_step,
+                                   recipe=steps.Recipe.from_config(config)))
+  for i in range(num_steps):
+    g, d, _ = step(g, d, _batch(config, i), jax.random.key(1))
+  return config, g
+
+
+@pytest.mark.parametrize('model', ['dcgan', 'mlp'])
+def test_recomputed_statistics_are_the_ema_weights_batch_statistics(model):
+  config, g = _trained_ema_state(model)
+  rng, num_batches = jax.random.key(7), 3
+  recomputed = jax.jit(steps.recompute_ema_batch_stats,
+                       static_argnums=(2, 3))(g, rng, num_batches,
+                                              config.batch_size)
+  # By hand: the same z (drawn as documented), each BatchNorm layer's
+  # input captured, its batch mean and variance over all but the feature
+  # axis, averaged over the batches.
+  key = jax.random.fold_in(jax.random.fold_in(rng, g.step), 5)
+  sums = {}
+  for i in range(num_batches):
+    z = jax.random.normal(jax.random.fold_in(key, i),
+                          (config.batch_size, config.model.nz))
+    inputs = {}
+
+    def capture(next_fn, args, kwargs, context, inputs=inputs):
+      if isinstance(context.module, nn.BatchNorm):
+        inputs[context.module.path] = np.asarray(args[0], np.float64)
+      return next_fn(*args, **kwargs)
+
+    with nn.intercept_methods(capture):
+      g.apply_fn({'params': g.ema_params, 'batch_stats': g.batch_stats}, z,
+                 train=True, mutable=['batch_stats'])
+    assert inputs
+    for path, x in inputs.items():
+      x = x.reshape(-1, x.shape[-1])
+      mean, var = x.mean(axis=0), x.var(axis=0)
+      total = sums.setdefault(path, [0.0, 0.0])
+      total[0] = total[0] + mean / num_batches
+      total[1] = total[1] + var / num_batches
+  stats = flax.traverse_util.flatten_dict(
+      flax.core.unfreeze(recomputed.ema_batch_stats))
+  assert len(stats) == 2 * len(sums)
+  for path, (mean, var) in sums.items():
+    np.testing.assert_allclose(stats[(*path, 'mean')], mean, rtol=1e-4,
+                               atol=1e-6)
+    np.testing.assert_allclose(stats[(*path, 'var')], var, rtol=1e-4,
+                               atol=1e-6)
+  # Nothing else changes; the statistics differ from the trained weights'.
+  for a, b in zip(jax.tree.leaves(recomputed.replace(ema_batch_stats=None)),
+                  jax.tree.leaves(g.replace(ema_batch_stats=None))):
+    np.testing.assert_array_equal(a, b)
+  assert any(_leaves_differ(recomputed.ema_batch_stats, g.batch_stats))
+
+
+def test_recomputing_statistics_leaves_a_g_without_batch_norm_or_ema():
+  config, g = _trained_ema_state()
+  rng = jax.random.key(7)
+  plain = g.replace(ema_params=None, ema_batch_stats=None)
+  assert steps.recompute_ema_batch_stats(plain, rng, 2, 4) is plain
+  no_batch_norm = g.replace(batch_stats=None, ema_batch_stats=None)
+  assert steps.recompute_ema_batch_stats(no_batch_norm, rng, 2,
+                                         4) is no_batch_norm
+
+
+def test_recomputed_statistics_agree_on_1_and_4_devices():
+  config, g = _trained_ema_state()
+  rng, batch = jax.random.key(7), config.batch_size
+  one = jax.jit(steps.recompute_ema_batch_stats, static_argnums=(2, 3))(
+      g, rng, 2, batch)
+  four = jax.pmap(functools.partial(steps.recompute_ema_batch_stats,
+                                    num_batches=2, batch_size=batch // 4,
+                                    axis_name='batch'),
+                  axis_name='batch', in_axes=(0, None))(
+                      jax_utils.replicate(g), rng)
+  for a, b in zip(jax.tree.leaves(one.ema_batch_stats),
+                  jax.tree.leaves(four.ema_batch_stats)):
+    np.testing.assert_allclose(a, b[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b[0], b[3])
 
 
 @pytest.mark.parametrize('objective,d_norm,recipe', [
