@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np
 from PIL import Image
 
+from benchmarks import summary
 from dcgan_jax import losses
 from dcgan_jax import mode_collapse
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -107,8 +108,8 @@ def main():
       over_training = ' '.join(
           f'{np.mean([m for m, _ in measured[step]]):.1f}'
           for step in snapshots)
-      print(f'| {objective} | {unroll} | {np.mean(modes):.1f} +- '
-            f'{np.std(modes, ddof=1):.1f} | {min(modes)} | '
+      print(f'| {objective} | {unroll} | {summary.mean_std(modes)} | '
+            f'{min(modes)} | '
             f'{np.mean(quality):.0%} +- {np.std(quality, ddof=1):.0%} | '
             f'{" ".join(map(str, modes))} | {over_training} | '
             f'{seconds:.0f} |', flush=True)
