@@ -10,8 +10,8 @@ images (`eval.metrics=classifier_fd,classifier_kid`):
 
 - the trained weights;
 - the average at each --decays value, as the package keeps it (warm-up
-  `steps.ema_decay_at`, BatchNorm statistics recomputed for the averaged
-  weights by `steps.recompute_ema_batch_stats`);
+  `ema.ema_decay_at`, BatchNorm statistics recomputed for the averaged
+  weights by `ema.recompute_ema_batch_stats`);
 - averages whose half-life is a fixed fraction (--fractions) of G's updates
   so far (StyleGAN2's ramp without its cap), statistics recomputed;
 - at --ablation_decay, each fix left out: no warm-up (the average starts
@@ -43,11 +43,14 @@ import numpy as np
 
 from benchmarks import summary
 from configs import fashion_mnist
+from dcgan_jax.data import input_pipeline
 from dcgan_jax import evaluation
-from dcgan_jax import images
-from dcgan_jax import input_pipeline
-from dcgan_jax import paths
-from dcgan_jax import steps
+from dcgan_jax.gan import ema
+from dcgan_jax.gan import forward
+from dcgan_jax.gan import steps
+from dcgan_jax.gan import train_states
+from dcgan_jax.output import images
+from dcgan_jax.output import paths
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 TRAINED = 'trained weights'
@@ -61,7 +64,7 @@ def _half_life_fraction(fraction):
 def _variants(decays, fractions, ablation_decay):
   """name -> (decay after n G updates as a function of n, BatchNorm
   statistics recomputed for the averaged weights)."""
-  warmed_up = lambda d: functools.partial(steps.ema_decay_at, d)
+  warmed_up = lambda d: functools.partial(ema.ema_decay_at, d)
   constant = lambda d: lambda n: d
   variants = {f'EMA {d}': (warmed_up(d), True) for d in decays}
   variants.update({f'half-life {f} x updates': (_half_life_fraction(f), True)
@@ -88,10 +91,10 @@ def train_and_score(config, seed, num_steps, eval_at, variants, evaluator,
   config = config.copy_and_resolve_references()
   config.seed = seed
   init_rng, step_rng, sample_rng = jax.random.split(jax.random.key(seed), 3)
-  g_state, d_state = steps.create_train_states(config, init_rng)
+  g_state, d_state = train_states.create_train_states(config, init_rng)
   batches, _ = input_pipeline.create_dataset(config)
   train_step = jax.jit(functools.partial(steps.train_step,
-                                         recipe=steps.Recipe.from_config(
+                                         recipe=train_states.Recipe.from_config(
                                              config)),
                        donate_argnums=(0, 1))
   start = (g_state.params, g_state.batch_stats)
@@ -102,7 +105,7 @@ def train_and_score(config, seed, num_steps, eval_at, variants, evaluator,
     return {name: _average(variants[name][0], averages[name], g_state)
             for name in variants}
 
-  recompute = jax.jit(steps.recompute_ema_batch_stats, static_argnums=(2, 3))
+  recompute = jax.jit(ema.recompute_ema_batch_stats, static_argnums=(2, 3))
   fixed_z = jax.random.normal(sample_rng, (config.grid_images,
                                            config.model.nz))
   results = {}
@@ -129,8 +132,8 @@ def train_and_score(config, seed, num_steps, eval_at, variants, evaluator,
                       for name, m in scored.items()), flush=True)
     if grids_dir:
       for name, state in inference.items():
-        grid = images.make_grid(images.to_uint8(steps.generate(state,
-                                                               fixed_z)))
+        grid = images.make_grid(images.to_uint8(forward.generate(state,
+                                                                 fixed_z)))
         file_name = name.replace(' ', '_').replace(',', '')
         images.save_png(paths.path(grids_dir) /
                         f'seed{seed}_step{step}_{file_name}.png', grid)

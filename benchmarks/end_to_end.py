@@ -40,7 +40,7 @@ sys.path.insert(0, ROOT)
 def write_pngs(directory: str, count: int) -> None:
   """The first `count` Fashion-MNIST training images, DIR/LABEL/I.png."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  from dcgan_jax import idx_files  # pylint: disable=g-import-not-at-top
+  from dcgan_jax.data import idx_files  # pylint: disable=g-import-not-at-top
   images = idx_files.read_images(idx_files.DEBIAN_FASHION_MNIST_DIR,
                                  'train')[:count, :, :, 0]
   labels = idx_files.read_labels(idx_files.DEBIAN_FASHION_MNIST_DIR,
@@ -150,7 +150,7 @@ def main():
       print(f'{name}: {seconds[name]:.1f} s (log tail: '
             f'{open(log).read().strip().splitlines()[-1][:120]})', flush=True)
   ours, theirs = seconds.values()
-  print(f'\n| run | wall s, start to exit |\n| --- | --- |')
+  print('\n| run | wall s, start to exit |\n| --- | --- |')
   for name, value in seconds.items():
     print(f'| {name} | {value:.1f} |')
   print(f'\nours / PyTorch: {ours / theirs:.2f}x the wall time '

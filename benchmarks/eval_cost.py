@@ -24,13 +24,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 from flax import jax_utils  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from dcgan_jax import classifier  # pylint: disable=g-import-not-at-top,wrong-import-position
-from dcgan_jax import distances  # pylint: disable=g-import-not-at-top,wrong-import-position
-from dcgan_jax import evaluation  # pylint: disable=g-import-not-at-top,wrong-import-position
-from dcgan_jax import inception  # pylint: disable=g-import-not-at-top,wrong-import-position
-from dcgan_jax import steps  # pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import fashion_mnist  # pylint: disable=g-import-not-at-top,wrong-import-position
-from tests import inception_reference  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dcgan_jax import evaluation  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dcgan_jax.evaluation import classifier  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dcgan_jax.evaluation import distances  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dcgan_jax.evaluation import inception  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dcgan_jax.gan import train_states  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests.evaluation import inception_reference  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def host_kid(x, y, num_subsets=100, subset_size=1000, seed=0):
@@ -78,19 +78,19 @@ def main():
   config.eval.batch_size = 500
   config.eval.metrics = ''  # No feature network loaded: set below.
   evaluator = evaluation.Evaluator(config)
-  g_state, _ = steps.create_train_states(config, jax.random.key(0))
+  g_state, _ = train_states.create_train_states(config, jax.random.key(0))
   g_state = jax_utils.replicate(g_state)
   variables = classifier.Classifier(10).init(
       jax.random.key(0), np.zeros((1, 28, 28, 1), np.uint8))
-  evaluator.spaces = {'classifier': (classifier.features, variables)}
+  evaluator.features.spaces = {'classifier': (classifier.features, variables)}
   rows.append(('G + classifier features of N images', timed(
-      lambda: evaluator.fake_features('classifier', g_state)[0])))
+      lambda: evaluator.features.fake('classifier', g_state)[0])))
   weights = inception.variables_from_torch(
       inception_reference.random_state_dict())
   config.eval.num_samples = args.inception_images
   evaluator = evaluation.Evaluator(config)
-  evaluator.spaces = {'inception': (inception.features, weights)}
-  seconds = timed(lambda: evaluator.fake_features('inception', g_state)[0])
+  evaluator.features.spaces = {'inception': (inception.features, weights)}
+  seconds = timed(lambda: evaluator.features.fake('inception', g_state)[0])
   rows.append((f'G + Inception features (timed on {args.inception_images}, '
                'scaled to N)', seconds * args.num / args.inception_images))
 

@@ -71,7 +71,7 @@ def torchvision_rate(root: str, num_batches: int) -> float:
 
 def project_rate(root: str, num_batches: int) -> float:
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from dcgan_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from dcgan_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
   config = ml_collections.ConfigDict({
       'seed': 0, 'batch_size': BATCH,
       'data': {'name': 'folder', 'split': 'train', 'path': root,
@@ -85,12 +85,13 @@ def project_rate(root: str, num_batches: int) -> float:
 def train_step_rate(num_steps: int = 3) -> float:
   import jax  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from dcgan_jax import steps  # pylint: disable=g-import-not-at-top
+  from dcgan_jax.gan import steps  # pylint: disable=g-import-not-at-top
+  from dcgan_jax.gan import train_states  # pylint: disable=g-import-not-at-top
   config = ml_collections.ConfigDict({
       'data': {'image_size': 64, 'channels': 3},
       'model': {'nz': 100, 'ngf': 64, 'ndf': 64},
       'optim': {'lr_g': 2e-4, 'lr_d': 2e-4, 'b1': 0.5, 'b2': 0.999}})
-  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  g_state, d_state = train_states.create_train_states(config, jax.random.key(0))
   step = jax.jit(steps.train_step, donate_argnums=(0, 1))
   batch = jax.random.uniform(jax.random.key(1), (BATCH, 64, 64, 3), minval=-1)
   rng = jax.random.key(2)

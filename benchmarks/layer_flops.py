@@ -29,8 +29,10 @@ import ml_collections
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from dcgan_jax.gan import steps  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dcgan_jax.gan import train_states  # pylint: disable=g-import-not-at-top,wrong-import-position
 from dcgan_jax import models  # pylint: disable=g-import-not-at-top,wrong-import-position
-from dcgan_jax import steps  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dcgan_jax.models import layers  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def _median_seconds(fn, *args, repeats=10):
@@ -55,30 +57,30 @@ def _cpuinfo() -> tuple[float, bool]:
 def _layers(size, channels, batch, ngf=64, ndf=64, nz=100):
   """(name, module, input shape, MACs per batch) of G's and D's convs."""
   base, num = models.ARCHITECTURES[size]
-  layers = []
+  timed = []
   features = ngf * 2 ** (num - 1)
-  layers.append(('G ConvT_0', models.ConvTransposeFrom1x1(features, base),
-                 (batch, 1, 1, nz), batch * base * base * features * nz))
+  timed.append(('G ConvT_0', layers.ConvTransposeFrom1x1(features, base),
+                (batch, 1, 1, nz), batch * base * base * features * nz))
   resolution = base
   for i in range(1, num + 1):
     out = features // 2 if i < num else channels
-    layers.append((f'G ConvT_{i}', models.ConvTranspose4x4Stride2(out),
-                   (batch, resolution, resolution, features),
-                   batch * (2 * resolution)**2 * 4 * features * out))
+    timed.append((f'G ConvT_{i}', layers.ConvTranspose4x4Stride2(out),
+                  (batch, resolution, resolution, features),
+                  batch * (2 * resolution)**2 * 4 * features * out))
     features, resolution = out, 2 * resolution
   features_in, resolution = channels, size
   for i in range(num):
     out = ndf * 2**i
     resolution //= 2
-    layers.append((f'D Conv_{i}', models.Conv4x4Stride2(out),
-                   (batch, 2 * resolution, 2 * resolution, features_in),
-                   batch * resolution**2 * 16 * features_in * out))
+    timed.append((f'D Conv_{i}', layers.Conv4x4Stride2(out),
+                  (batch, 2 * resolution, 2 * resolution, features_in),
+                  batch * resolution**2 * 16 * features_in * out))
     features_in = out
-  layers.append((f'D Conv_{num}', nn.Conv(1, (base, base), padding='VALID',
-                                          use_bias=False),
-                 (batch, base, base, features_in),
-                 batch * base * base * features_in))
-  return layers
+  timed.append((f'D Conv_{num}', nn.Conv(1, (base, base), padding='VALID',
+                                         use_bias=False),
+                (batch, base, base, features_in),
+                batch * base * base * features_in))
+  return timed
 
 
 def uses_per_step(name: str) -> tuple[int, int, int]:
@@ -152,7 +154,7 @@ def main():
       'data': {'image_size': size, 'channels': channels},
       'model': {'nz': 100, 'ngf': 64, 'ndf': 64},
       'optim': {'lr_g': 2e-4, 'lr_d': 2e-4, 'b1': 0.5, 'b2': 0.999}})
-  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  g_state, d_state = train_states.create_train_states(config, jax.random.key(0))
   images = jax.random.uniform(jax.random.key(1),
                               (args.batch, size, size, channels), minval=-1)
   train_step = jax.jit(steps.train_step)

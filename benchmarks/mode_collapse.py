@@ -1,4 +1,4 @@
-"""Mode collapse on the ring of 8 Gaussians (dcgan_jax/mode_collapse.py):
+"""Mode collapse on the ring of 8 Gaussians (benchmarks/eight_gaussians.py):
 the standard GAN against the unrolled GAN in the unrolled-GAN paper's
 setting, over seeds.
 
@@ -26,9 +26,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np
 from PIL import Image
 
+from benchmarks import eight_gaussians
 from benchmarks import summary
-from dcgan_jax import losses
-from dcgan_jax import mode_collapse
+from dcgan_jax.gan import losses
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 
@@ -44,12 +44,12 @@ def draw(samples: dict[str, dict[int, np.ndarray]], seed_index: int,
   figure, axes = plt.subplots(len(samples), len(columns), squeeze=False,
                               figsize=(1.6 * len(columns),
                                        1.7 * len(samples)))
-  centres = mode_collapse.mode_centres()
-  limit = mode_collapse.RADIUS * 1.4
+  centres = eight_gaussians.mode_centres()
+  limit = eight_gaussians.RADIUS * 1.4
   for row, (name, by_step) in enumerate(samples.items()):
     for column, step in enumerate(columns):
       points = by_step[step][seed_index]
-      covered, quality = mode_collapse.coverage(points)
+      covered, quality = eight_gaussians.coverage(points)
       ax = axes[row, column]
       ax.scatter(points[:, 0], points[:, 1], s=0.5, alpha=0.3,
                  color='tab:blue', rasterized=True)
@@ -71,7 +71,7 @@ def draw(samples: dict[str, dict[int, np.ndarray]], seed_index: int,
 def main():
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--steps', type=int, default=mode_collapse.NUM_STEPS)
+  parser.add_argument('--steps', type=int, default=eight_gaussians.NUM_STEPS)
   parser.add_argument('--seeds', type=int, default=5, help='at least 2')
   parser.add_argument('--unroll', nargs='+', type=int, default=[0, 5, 10],
                       help='unroll_steps of each variant')
@@ -86,8 +86,8 @@ def main():
   snapshots = [round(i * args.steps / (args.snapshots - 1))
                for i in range(args.snapshots)]
   print(f'{args.steps} steps, seeds 0-{args.seeds - 1}; a mode is covered '
-        f'when >= {mode_collapse.MIN_MODE_FRACTION:.0%} of '
-        f'{mode_collapse.NUM_EVAL_SAMPLES} samples lie within 3 std of it. '
+        f'when >= {eight_gaussians.MIN_MODE_FRACTION:.0%} of '
+        f'{eight_gaussians.NUM_EVAL_SAMPLES} samples lie within 3 std of it. '
         f'Modes at steps {", ".join(map(str, snapshots))}.')
   print()
   print('| objective | unroll_steps | modes | modes (min) | high-quality '
@@ -96,12 +96,12 @@ def main():
   drawn = {}
   for objective in args.objectives:
     for unroll in args.unroll:
-      config = mode_collapse.get_config(objective, unroll)
+      config = eight_gaussians.get_config(objective, unroll)
       start = time.perf_counter()
-      samples = mode_collapse.train(config, range(args.seeds), args.steps,
+      samples = eight_gaussians.train(config, range(args.seeds), args.steps,
                                     snapshots)
       seconds = time.perf_counter() - start
-      measured = {step: [mode_collapse.coverage(s) for s in by_seed]
+      measured = {step: [eight_gaussians.coverage(s) for s in by_seed]
                   for step, by_seed in samples.items()}
       modes = [m for m, _ in measured[args.steps]]
       quality = [q for _, q in measured[args.steps]]

@@ -38,7 +38,6 @@ import functools
 import importlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,7 +51,7 @@ import numpy as np
 
 from benchmarks import end_to_end
 from benchmarks import summary
-from dcgan_jax import idx_files
+from dcgan_jax.data import idx_files
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 BATCH = 64
@@ -126,12 +125,13 @@ def _ours_command(recipe: str, folder: str, workdir: str, seed: int,
 def _step_seconds(recipe: str, extra: list[str]) -> float:
   """Median time of one jitted training step of a recipe, in this process."""
   import jax  # pylint: disable=g-import-not-at-top
-  from dcgan_jax import steps  # pylint: disable=g-import-not-at-top
+  from dcgan_jax.gan import steps  # pylint: disable=g-import-not-at-top
+  from dcgan_jax.gan import train_states  # pylint: disable=g-import-not-at-top
 
   config = importlib.import_module(f'configs.{RECIPES[recipe][0]}').get_config()
   config.update_from_flattened_dict(_overrides(recipe, extra))
-  recipe_ = steps.Recipe.from_config(config)
-  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  recipe_ = train_states.Recipe.from_config(config)
+  g_state, d_state = train_states.create_train_states(config, jax.random.key(0))
   lead = (recipe_.n_critic,) if recipe_.n_critic > 1 else ()
   batch = jax.random.uniform(jax.random.key(1),
                              lead + (config.batch_size, 28, 28, 1), minval=-1)

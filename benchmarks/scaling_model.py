@@ -32,7 +32,8 @@ import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-posi
 import ml_collections  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from dcgan_jax import steps  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dcgan_jax.gan import steps  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dcgan_jax.gan import train_states  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # (name, participants in the ring, W bytes/s each way, peak FLOP/s of one
 # participant, source of the figures).
@@ -61,8 +62,8 @@ def _config(size, channels):
 
 def all_reduces(size, channels):
   """(all-reduce ops, arrays they reduce, bytes) of one step, per device."""
-  g_state, d_state = steps.create_train_states(_config(size, channels),
-                                               jax.random.key(0))
+  g_state, d_state = train_states.create_train_states(_config(size, channels),
+                                                      jax.random.key(0))
   n = jax.local_device_count()
   states = jax.tree.map(lambda x: jnp.stack([x] * n), (g_state, d_state))
   batch = jnp.zeros((n, 2, size, size, channels))
@@ -89,8 +90,8 @@ def all_reduces(size, channels):
 
 
 def flops_per_image(size, channels, batch=16):
-  g_state, d_state = steps.create_train_states(_config(size, channels),
-                                               jax.random.key(0))
+  g_state, d_state = train_states.create_train_states(_config(size, channels),
+                                                      jax.random.key(0))
   compiled = jax.jit(steps.train_step).lower(
       g_state, d_state, jnp.zeros((batch, size, size, channels)),
       jax.random.key(1)).compile()
@@ -101,8 +102,8 @@ def flops_per_image(size, channels, batch=16):
 
 
 def parameter_bytes(size, channels):
-  g_state, d_state = steps.create_train_states(_config(size, channels),
-                                               jax.random.key(0))
+  g_state, d_state = train_states.create_train_states(_config(size, channels),
+                                                      jax.random.key(0))
   return {name: sum(x.size * x.dtype.itemsize
                     for x in jax.tree.leaves(state.params))
           for name, state in (('G', g_state), ('D', d_state))}

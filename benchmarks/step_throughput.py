@@ -69,15 +69,15 @@ RECIPES = {
 def run_jax(size, channels, batch, dtype, warmup, repeats, separate=False,
             recipe=None, winograd=True):
   """Times dcgan_jax's jitted step; returns its measurements."""
-  import functools  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from dcgan_jax import memory  # pylint: disable=g-import-not-at-top
-  from dcgan_jax import models  # pylint: disable=g-import-not-at-top
-  from dcgan_jax import steps  # pylint: disable=g-import-not-at-top
+  from dcgan_jax.cpu import convolutions  # pylint: disable=g-import-not-at-top
+  from dcgan_jax.cpu import runtime  # pylint: disable=g-import-not-at-top
+  from dcgan_jax.gan import steps  # pylint: disable=g-import-not-at-top
+  from dcgan_jax.gan import train_states  # pylint: disable=g-import-not-at-top
 
   if not winograd:  # The CPU forms as they were without Winograd's.
-    models._winograd_pays = lambda *shape: False  # pylint: disable=protected-access
+    convolutions._winograd_pays = lambda *shape: False  # pylint: disable=protected-access
 
   config = ml_collections.ConfigDict({
       'data': {'image_size': size, 'channels': channels},
@@ -86,8 +86,8 @@ def run_jax(size, channels, batch, dtype, warmup, repeats, separate=False,
       'dtype': dtype,
   })
   config.update(RECIPES.get(recipe, {}))
-  recipe = steps.Recipe.from_config(config)
-  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  recipe = train_states.Recipe.from_config(config)
+  g_state, d_state = train_states.create_train_states(config, jax.random.key(0))
   num_params = tuple(sum(x.size for x in jax.tree.leaves(s.params))
                      for s in (g_state, d_state))
   lead = (recipe.n_critic,) if recipe.n_critic > 1 else ()
@@ -106,7 +106,7 @@ def run_jax(size, channels, batch, dtype, warmup, repeats, separate=False,
                                              recipe=recipe)
       return g_state, d_state
   # As training does: compiled ahead, the compiler's memory released.
-  update = memory.compile_now(jax.jit(update, donate_argnums=(0, 1)),
+  update = runtime.compile_now(jax.jit(update, donate_argnums=(0, 1)),
                               g_state, d_state)
   states = [g_state, d_state]
 
@@ -116,11 +116,11 @@ def run_jax(size, channels, batch, dtype, warmup, repeats, separate=False,
   times = _timed(step, warmup, repeats,
                  lambda: jax.block_until_ready(states))
   device = jax.devices()[0]
-  memory = device.memory_stats() or {}
+  device_memory = device.memory_stats() or {}
   return {'times': times, 'num_params': num_params,
           'device': f'{device.platform}: {device.device_kind}',
           'version': f'jax {jax.__version__}',
-          'peak_device_mib': memory.get('peak_bytes_in_use', 0) / 2**20}
+          'peak_device_mib': device_memory.get('peak_bytes_in_use', 0) / 2**20}
 
 
 def run_torch(size, channels, batch, dtype, warmup, repeats, compiled=False):
@@ -183,14 +183,14 @@ def _worker(args) -> None:
 
 def _environ(impl):
   """The child's environment: jax rows run as the training program does,
-  with glibc's huge-page tunable (`memory.restart_with_huge_pages`) unless
+  with glibc's huge-page tunable (`runtime.restart_with_huge_pages`) unless
   GLIBC_TUNABLES sets it already; jax_4k_pages without it; torch as it is."""
-  from dcgan_jax import memory  # pylint: disable=g-import-not-at-top
+  from dcgan_jax.cpu import runtime  # pylint: disable=g-import-not-at-top
   environ = dict(os.environ)
   if impl == 'jax_4k_pages':
-    return memory.with_tunable(environ, f'{memory.HUGE_PAGES_TUNABLE}=0')
+    return runtime.with_tunable(environ, f'{runtime.HUGE_PAGES_TUNABLE}=0')
   if impl.startswith('jax') or impl == 'matmul':
-    return memory.huge_pages_environ(environ) or environ
+    return runtime.huge_pages_environ(environ) or environ
   return environ
 
 

@@ -2,7 +2,7 @@
 loop computes, given the same weights, z and real images.
 
 Builds the reference networks (benchmarks/torch_reference.py, seeded),
-copies their weights into `steps.create_train_states`' states (Conv2d
+copies their weights into `train_states.create_train_states`' states (Conv2d
 (O, I, kh, kw) -> HWIO; ConvTranspose2d (I, O, kh, kw) -> HWIO with the
 taps flipped, as `lax.conv_transpose` without kernel transposition
 wants), then runs --steps steps of both on the same real batch and the
@@ -35,8 +35,10 @@ import torch
 
 from benchmarks import torch_reference
 from configs import default
+from dcgan_jax.gan import noise
+from dcgan_jax.gan import steps
+from dcgan_jax.gan import train_states
 from dcgan_jax import models
-from dcgan_jax import steps
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 
@@ -98,7 +100,7 @@ def main():
   config.batch_size = args.batch
   reference = torch_reference.ReferenceStep(
       models.ARCHITECTURES[args.size], args.channels, args.batch)
-  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  g_state, d_state = train_states.create_train_states(config, jax.random.key(0))
   g_state = _with_torch_weights(g_state, 'G', reference)
   d_state = _with_torch_weights(d_state, 'D', reference)
 
@@ -106,12 +108,12 @@ def main():
   real = rng.uniform(-1, 1, (args.batch, args.size, args.size, args.channels)
                      ).astype(np.float32)
   real_nchw = torch.from_numpy(real).permute(0, 3, 1, 2).contiguous()
-  recipe = steps.Recipe.from_config(config)
-  draw, sample_z = torch.randn, steps.sample_z
+  recipe = train_states.Recipe.from_config(config)
+  draw, sample_z = torch.randn, noise.sample_z
   print('step | D loss: ours, torch | G loss: ours, torch')
   for i in range(args.steps):
     z = rng.standard_normal((args.batch, config.model.nz)).astype(np.float32)
-    steps.sample_z = lambda *_, z=z, **__: jnp.asarray(z)
+    noise.sample_z = lambda *_, z=z, **__: jnp.asarray(z)
     torch.randn = lambda *_, z=z, **__: torch.from_numpy(z)[:, :, None, None]
     try:
       # Not jitted: a trace would keep the first step's z.
@@ -120,7 +122,7 @@ def main():
           recipe=recipe)
       d_loss, g_loss = reference(real_nchw)
     finally:
-      torch.randn, steps.sample_z = draw, sample_z
+      torch.randn, noise.sample_z = draw, sample_z
     print(f'{i} | {float(metrics["d_loss"]):.6f}, {float(d_loss):.6f} | '
           f'{float(metrics["g_loss"]):.6f}, {float(g_loss):.6f}')
 

@@ -23,8 +23,9 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from dcgan_jax import inception
-from dcgan_jax import paths
+from dcgan_jax.evaluation import inception
+from dcgan_jax.output import paths
+from dcgan_jax.run import cli
 
 _STORAGE_DTYPES = {
     'FloatStorage': np.float32, 'DoubleStorage': np.float64,
@@ -173,4 +174,4 @@ if __name__ == '__main__':
                       '6726825d.pth')
   flags.DEFINE_string('dst', None, 'Output .npz')
   flags.mark_flags_as_required(['src', 'dst'])
-  app.run(main)
+  cli.run(main)

@@ -25,10 +25,11 @@ from absl import flags
 from flax import jax_utils
 import ml_collections
 
-from dcgan_jax import checkpoint
+from dcgan_jax.data import image_files
 from dcgan_jax import evaluation
-from dcgan_jax import image_files
-from dcgan_jax import paths
+from dcgan_jax.output import paths
+from dcgan_jax.run import checkpoint
+from dcgan_jax.run import cli
 
 # Flags that override config.eval keys of the same name (--stats:
 # reference_stats).
@@ -151,4 +152,4 @@ if __name__ == '__main__':
                       'Overrides config.eval.inception_weights.')
   flags.DEFINE_string('cache_dir', None, 'Overrides config.eval.cache_dir.')
   flags.DEFINE_string('resize', None, 'Overrides config.eval.resize.')
-  app.run(main)
+  cli.run(main)

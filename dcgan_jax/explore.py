@@ -15,19 +15,19 @@ number 2r to z number 2r + 1; --gif also writes the walk as a GIF, one
 frame per step (OUT with .gif).
 """
 
-from typing import Sequence
-
 from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dcgan_jax import checkpoint
-from dcgan_jax import evaluation
-from dcgan_jax import images
+from dcgan_jax import choices
+from dcgan_jax.gan import noise
+from dcgan_jax.gan import train_states
+from dcgan_jax.output import images
+from dcgan_jax.run import checkpoint
+from dcgan_jax.run import cli
 from dcgan_jax import sample
-from dcgan_jax import steps
 
 INTERPOLATIONS = ('slerp', 'linear')
 
@@ -38,9 +38,7 @@ def interpolate(z0: jax.Array, z1: jax.Array, num_steps: int,
   itself, as White 2016 does for GANs: for z of equal norms a great
   circle, so z keeps the typical norm of Gaussian z that a line's middle
   loses) or linear."""
-  if method not in INTERPOLATIONS:
-    raise ValueError(f'--interpolation={method!r}: choose from '
-                     f'{list(INTERPOLATIONS)}.')
+  choices.check('--interpolation', method, INTERPOLATIONS)
   if num_steps < 2:
     raise ValueError(f'--steps={num_steps} must be at least 2.')
   t = jnp.linspace(0.0, 1.0, num_steps)[:, None]
@@ -58,12 +56,7 @@ def interpolate(z0: jax.Array, z1: jax.Array, num_steps: int,
   return path.at[0].set(z0).at[-1].set(z1)
 
 
-def numbered_z(seed: int, indices: Sequence[int], nz: int) -> jax.Array:
-  """z number i of a seed, the same whichever others are drawn with it."""
-  return evaluation.eval_z(seed, np.asarray(indices), nz)
-
-
-def walks(g_state: steps.GeneratorState, z: jax.Array, num_steps: int,
+def walks(g_state: train_states.GeneratorState, z: jax.Array, num_steps: int,
           method: str = 'slerp', use_ema: bool = True) -> np.ndarray:
   """uint8 images (pairs, num_steps, H, W, C): row r walks from z[2r] to
   z[2r + 1]."""
@@ -74,8 +67,8 @@ def walks(g_state: steps.GeneratorState, z: jax.Array, num_steps: int,
   return generated.reshape(*path.shape[:2], *generated.shape[1:])
 
 
-def arithmetic(g_state: steps.GeneratorState, z_a: jax.Array, z_b: jax.Array,
-               z_c: jax.Array, num_results: int = 8, noise: float = 0.25,
+def arithmetic(g_state: train_states.GeneratorState, z_a: jax.Array,
+               z_b: jax.Array, z_c: jax.Array, num_results: int = 8, noise: float = 0.25,
                seed: int = 0, use_ema: bool = True) -> np.ndarray:
   """uint8 images (4, max(4, num_results), H, W, C), zero-padded: rows A,
   B and C hold G of each z and of their mean; the last row G(mean z_a -
@@ -99,6 +92,15 @@ def arithmetic(g_state: steps.GeneratorState, z_a: jax.Array, z_b: jax.Array,
   return out
 
 
+def candidates(g_state: train_states.GeneratorState, seed: int, num: int,
+               use_ema: bool = True) -> np.ndarray:
+  """uint8 images of z numbers 0 .. num - 1 of a seed (`noise.image_z`):
+  the images `sample --seed=seed --num=num` writes from the same
+  checkpoint."""
+  return np.asarray(sample.generate_uint8(
+      g_state, noise.image_z(seed, np.arange(num), g_state.nz), use_ema))
+
+
 def _indices(text: str) -> list[list[int]]:
   """'3,17,40:5,9,12:21,30,33' -> [[3, 17, 40], [5, 9, 12], [21, 30, 33]]."""
   try:
@@ -120,19 +122,17 @@ def main(argv):
   _, config, g_state = checkpoint.load_generator(FLAGS.workdir, FLAGS.step)
   nz = config.model.nz
   if FLAGS.candidates:
-    generated = np.asarray(sample.generate_uint8(
-        g_state, numbered_z(FLAGS.seed, range(FLAGS.candidates), nz),
-        FLAGS.ema))
-    images.save_png(FLAGS.out, images.make_grid(generated))
+    images.save_png(FLAGS.out, images.make_grid(candidates(
+        g_state, FLAGS.seed, FLAGS.candidates, FLAGS.ema)))
   elif groups:
-    out = arithmetic(g_state, *(numbered_z(FLAGS.seed, g, nz)
+    out = arithmetic(g_state, *(noise.image_z(FLAGS.seed, g, nz)
                                 for g in groups),
                      num_results=FLAGS.arithmetic_results, seed=FLAGS.seed,
                      use_ema=FLAGS.ema)
     images.save_png(FLAGS.out, images.make_grid(
         out.reshape(-1, *out.shape[2:]), ncols=out.shape[1]))
   else:
-    out = walks(g_state, numbered_z(FLAGS.seed, range(2 * FLAGS.pairs), nz),
+    out = walks(g_state, noise.image_z(FLAGS.seed, range(2 * FLAGS.pairs), nz),
                 FLAGS.steps, FLAGS.interpolation, FLAGS.ema)
     images.save_png(FLAGS.out, images.make_grid(
         out.reshape(-1, *out.shape[2:]), ncols=FLAGS.steps))
@@ -164,4 +164,4 @@ if __name__ == '__main__':
   flags.DEFINE_bool('ema', True, "Use G's EMA weights where the run kept "
                     'them.')
   flags.mark_flags_as_required(['workdir', 'out'])
-  app.run(main)
+  cli.run(main)

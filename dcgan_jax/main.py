@@ -1,4 +1,4 @@
-"""Command-line entry point: flags only; the logic lives in `train.py`.
+"""Command-line entry point: flags only; the logic lives in `loop.py`.
 
   python -m dcgan_jax.main --config=configs/celeba.py --workdir=runs/celeba \
       [--config.batch_size=256 ...]
@@ -9,19 +9,20 @@ elsewhere pass --coordinator_address, --num_processes and --process_id.
 --dry_run prints each process's devices, batch and data share, and exits.
 
 On Linux the program first restarts itself with glibc's malloc set to use
-transparent huge pages (`memory.restart_with_huge_pages`), unless
+transparent huge pages (`runtime.restart_with_huge_pages`), unless
 GLIBC_TUNABLES already sets that.
 """
 
 import os
 import sys
 
-from dcgan_jax import memory
+from dcgan_jax.cpu import runtime
+from dcgan_jax.run import cli
 
 if __name__ == '__main__':
   # Before jax is imported: the restart is cheap now, and the tunable must be
   # there from the start (see `memory`).
-  memory.restart_with_huge_pages()
+  runtime.restart_with_huge_pages()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app
@@ -30,10 +31,10 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
-from dcgan_jax import checkpoint
-from dcgan_jax import input_pipeline
-from dcgan_jax import sources
-from dcgan_jax import train
+from dcgan_jax.data import input_pipeline
+from dcgan_jax.data import sources
+from dcgan_jax.run import checkpoint
+from dcgan_jax.run import loop
 
 FLAGS = flags.FLAGS
 
@@ -42,7 +43,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   checkpoint.quiet_orbax_info_logs()
-  if memory.HUGE_PAGES_TUNABLE in os.environ.get('GLIBC_TUNABLES', ''):
+  if runtime.HUGE_PAGES_TUNABLE in os.environ.get('GLIBC_TUNABLES', ''):
     logging.info('GLIBC_TUNABLES=%s', os.environ['GLIBC_TUNABLES'])
   if FLAGS.multihost:
     jax.distributed.initialize(
@@ -57,7 +58,7 @@ def main(argv):
     print(input_pipeline.describe_layout(FLAGS.config), flush=True)
     return
   try:
-    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except BaseException:
     if jax.process_count() == 1:
       raise
@@ -99,4 +100,4 @@ if __name__ == '__main__':
                     "Print each process's devices, batch and data share, then "
                     'exit without training.')
   flags.mark_flags_as_required(['config', 'workdir'])
-  app.run(main)
+  cli.run(main)

@@ -17,19 +17,22 @@ from absl import flags
 import jax
 import numpy as np
 
-from dcgan_jax import checkpoint
-from dcgan_jax import images
-from dcgan_jax import paths
-from dcgan_jax import steps
+from dcgan_jax.gan import forward
+from dcgan_jax.gan import noise
+from dcgan_jax.gan import train_states
+from dcgan_jax.output import images
+from dcgan_jax.output import paths
+from dcgan_jax.run import checkpoint
+from dcgan_jax.run import cli
 
 FLAGS = flags.FLAGS
 
 
 @functools.partial(jax.jit, static_argnames='use_ema')
-def generate_uint8(g_state: steps.GeneratorState, z: jax.Array,
+def generate_uint8(g_state: train_states.GeneratorState, z: jax.Array,
                    use_ema: bool = True) -> jax.Array:
-  """G(z) for inference (steps.generate) as uint8 images."""
-  return images.quantize(steps.generate(g_state, z, use_ema))
+  """G(z) for inference (forward.generate) as uint8 images."""
+  return images.quantize(forward.generate(g_state, z, use_ema))
 
 
 def generate_images(workdir: str, num: int, seed: int = 0,
@@ -40,7 +43,7 @@ def generate_images(workdir: str, num: int, seed: int = 0,
   if num <= 0:
     raise ValueError(f'--num={num} must be positive.')
   _, config, g_state = checkpoint.load_generator(workdir, step)
-  z = jax.random.normal(jax.random.key(seed), (num, config.model.nz))
+  z = noise.image_z(seed, np.arange(num), config.model.nz)
   return np.concatenate([
       np.asarray(generate_uint8(g_state, z[i:i + batch_size], use_ema))
       for i in range(0, num, batch_size)])
@@ -78,4 +81,4 @@ if __name__ == '__main__':
   flags.DEFINE_bool('ema', True, "Use G's EMA weights where the run kept "
                     'them (--noema: its trained weights).')
   flags.mark_flags_as_required(['workdir', 'out'])
-  app.run(main)
+  cli.run(main)

@@ -14,8 +14,9 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from dcgan_jax import classifier
-from dcgan_jax import sources
+from dcgan_jax.data import sources
+from dcgan_jax.evaluation import classifier
+from dcgan_jax.run import cli
 
 def main(argv):
   if len(argv) > 1:
@@ -34,4 +35,4 @@ if __name__ == '__main__':
       'config', None, 'Path to a config file with get_config().',
       lock_config=True)
   flags.mark_flags_as_required(['config'])
-  app.run(main)
+  cli.run(main)

@@ -5,11 +5,12 @@ XLA reads the flag when JAX initialises its backend, so it is set here,
 before any test module imports jax.
 """
 
+import importlib
 import os
 
 # The suite compiles hundreds of small programs, most run a few times:
-# XLA:CPU's cheaper LLVM optimisation cuts compile time by about a third
-# and leaves the results unchanged (the subprocesses inherit it too).
+# XLA:CPU's cheaper LLVM optimisation compiles them faster and leaves the
+# results unchanged (the subprocesses inherit it too).
 os.environ['XLA_FLAGS'] = (
     os.environ.get('XLA_FLAGS', '') +
     ' --xla_force_host_platform_device_count=4'
@@ -27,6 +28,10 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 import ml_collections  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GOLDEN = os.path.join(REPO, 'tests', 'golden')
 
 
 def pytest_collection_modifyitems(items):
@@ -72,3 +77,38 @@ def write_image_folder(root: str, count: int = 12) -> list[str]:
   with open(os.path.join(root, 'notes.txt'), 'w') as f:
     f.write('not an image')
   return paths
+
+
+def load_config(name: str) -> ml_collections.ConfigDict:
+  """configs/NAME.py's config."""
+  return importlib.import_module(f'configs.{name}').get_config()
+
+
+def write_labeled_folder(root, per_class=40, size=28):
+  """Two classes a classifier separates at once: dark and bright images."""
+  rng = np.random.default_rng(0)
+  for label, (low, high) in enumerate(((0, 90), (160, 256))):
+    os.makedirs(os.path.join(root, f'class_{label}'), exist_ok=True)
+    for i in range(per_class):
+      pixels = rng.integers(low, high, (size, size), dtype=np.uint8)
+      Image.fromarray(pixels).save(
+          os.path.join(root, f'class_{label}', f'{i}.png'))
+
+
+def eval_config(tmp_path, metrics='classifier_fd,classifier_kid'):
+  """configs/test.py evaluating on a labeled folder in tmp_path/images."""
+  write_labeled_folder(str(tmp_path / 'images'))
+  config = load_config('test')
+  config.data.name = 'folder'
+  config.data.path = str(tmp_path / 'images')
+  config.num_train_steps = 4
+  config.eval_every_steps = 2
+  config.eval.metrics = metrics
+  config.eval.num_samples = 32
+  config.eval.batch_size = 16
+  config.eval.kid_subsets = 5
+  config.eval.kid_subset_size = 16
+  config.eval.cache_dir = str(tmp_path / 'cache')
+  config.eval.classifier_epochs = 30
+  config.eval.min_classifier_accuracy = 0.9
+  return config

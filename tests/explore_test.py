@@ -10,11 +10,14 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from dcgan_jax import checkpoint
 from dcgan_jax import explore
+from dcgan_jax.gan import noise
+from dcgan_jax.gan import train_states
+from dcgan_jax.output import images
+from dcgan_jax.run import checkpoint
+from dcgan_jax.run import loop
 from dcgan_jax import sample
-from dcgan_jax import steps
-from tests.main_test import _load_config
+from tests.conftest import load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,12 +50,12 @@ def test_interpolations_keep_their_ends_and_paths():
 
 
 def test_walks_and_arithmetic_are_g_at_their_z():
-  config = _load_config('test')
-  g_state, _ = steps.create_train_states(config, jax.random.key(0))
-  z = explore.numbered_z(3, range(4), config.model.nz)
+  config = load_config('test')
+  g_state, _ = train_states.create_train_states(config, jax.random.key(0))
+  z = noise.image_z(3, range(4), config.model.nz)
   # Numbered z do not depend on which others are drawn.
   np.testing.assert_array_equal(
-      explore.numbered_z(3, [2], config.model.nz)[0], z[2])
+      noise.image_z(3, [2], config.model.nz)[0], z[2])
   walk = explore.walks(g_state, z, 5)
   assert walk.shape == (2, 5, 28, 28, 1) and walk.dtype == np.uint8
   ends = np.asarray(sample.generate_uint8(g_state, z))
@@ -62,7 +65,7 @@ def test_walks_and_arithmetic_are_g_at_their_z():
     np.testing.assert_array_equal(walk[row, -1], ends[2 * row + 1])
   assert np.any(walk[:, 2] != walk[:, 0])
 
-  z_a, z_b, z_c = (explore.numbered_z(0, g, config.model.nz)
+  z_a, z_b, z_c = (noise.image_z(0, g, config.model.nz)
                    for g in ([0, 1, 2], [3, 4, 5], [6, 7, 8]))
   out = explore.arithmetic(g_state, z_a, z_b, z_c, num_results=6)
   assert out.shape == (4, 6, 28, 28, 1)
@@ -78,9 +81,9 @@ def test_walks_and_arithmetic_are_g_at_their_z():
 
 
 def test_command_writes_walk_grid_and_gif(tmp_path):
-  config = _load_config('test')
+  config = load_config('test')
   workdir = str(tmp_path / 'run')
-  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  g_state, d_state = train_states.create_train_states(config, jax.random.key(0))
   manager = checkpoint.create_manager(workdir)
   checkpoint.save(manager, 1, g_state, d_state, jax.random.key(0), config)
   checkpoint.wait(manager)
@@ -95,3 +98,27 @@ def test_command_writes_walk_grid_and_gif(tmp_path):
     assert grid.size == (4 * 30 + 2, 3 * 30 + 2)
   with Image.open(str(tmp_path / 'walk.gif')) as gif:
     assert gif.n_frames == 6  # 4 steps there, 2 back.
+
+
+def test_sample_explore_and_the_training_grids_show_the_same_images(tmp_path):
+  """Image i of a seed is G(noise.image_z(seed, i)) in `sample`, `explore
+  --candidates` and the training run's grids (config.seed)."""
+  config = load_config('test')
+  config.ema_decay = 0.9
+  workdir = str(tmp_path / 'run')
+  loop.train_and_evaluate(config, workdir)
+  sampled = sample.generate_images(workdir, 16, seed=config.seed,
+                                   batch_size=5)
+  _, _, g_state = checkpoint.load_generator(workdir)
+  np.testing.assert_array_equal(
+      explore.candidates(g_state, config.seed, 16), sampled)
+  # More images of the same seed start with the same ones.
+  np.testing.assert_array_equal(
+      sample.generate_images(workdir, 20, seed=config.seed)[:16], sampled)
+  assert not np.array_equal(sample.generate_images(workdir, 16, seed=1),
+                            sampled)
+  with Image.open(os.path.join(workdir, 'samples',
+                               f'{config.num_train_steps:07d}.png')) as grid:
+    np.testing.assert_array_equal(
+        np.asarray(grid).reshape(images.make_grid(sampled).shape),
+        images.make_grid(sampled))

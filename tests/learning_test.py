@@ -15,10 +15,12 @@ import pytest
 
 from configs import fashion_mnist
 from configs import mnist_wgan_gp
-from dcgan_jax import classifier
-from dcgan_jax import distances
-from dcgan_jax import idx_files
-from dcgan_jax import steps
+from dcgan_jax.data import idx_files
+from dcgan_jax.evaluation import classifier
+from dcgan_jax.evaluation import distances
+from dcgan_jax.gan import forward
+from dcgan_jax.gan import steps
+from dcgan_jax.gan import train_states
 from tests.conftest import tiny_config
 
 
@@ -51,10 +53,10 @@ def _train(config, batches: Iterator[np.ndarray], num_steps: int,
     ((histogram, mean image) distances at the start, the same at the end,
     per-step D(x) - D(G(z))).
   """
-  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  g_state, d_state = train_states.create_train_states(config, jax.random.key(0))
   step = jax.jit(functools.partial(
-      steps.train_step, recipe=steps.Recipe.from_config(config)))
-  generate = jax.jit(steps.generate)
+      steps.train_step, recipe=train_states.Recipe.from_config(config)))
+  generate = jax.jit(forward.generate)
   rng = jax.random.key(1)
   z = jax.random.normal(jax.random.key(2), (len(held_out), config.model.nz))
 
@@ -160,11 +162,11 @@ def test_wgan_gp_on_fashion_mnist_lowers_the_classifier_distance():
   embed = jax.jit(classifier.features)
   real = np.asarray(embed(variables, held_out))
 
-  recipe = steps.Recipe.from_config(config)
-  g_state, d_state = steps.create_train_states(config, jax.random.key(0))
+  recipe = train_states.Recipe.from_config(config)
+  g_state, d_state = train_states.create_train_states(config, jax.random.key(0))
   step = jax.jit(functools.partial(steps.train_step, recipe=recipe),
                  donate_argnums=(0, 1))
-  generate = jax.jit(steps.generate)
+  generate = jax.jit(forward.generate)
   z = jax.random.normal(jax.random.key(2), (1000, config.model.nz))
 
   def distance():

@@ -15,20 +15,17 @@ import pytest
 from PIL import Image
 import tensorflow_datasets as tfds
 
-from dcgan_jax import checkpoint
 from dcgan_jax import sample
-from dcgan_jax import steps
-from dcgan_jax import train
+from dcgan_jax.run import checkpoint
+from dcgan_jax.run import config_schema
+from dcgan_jax.run import loop
+from tests.conftest import load_config
 from tests.conftest import write_image_folder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(os.path.basename(p)[:-3]
                  for p in glob.glob(os.path.join(REPO, 'configs', '*.py'))
                  if not p.endswith('__init__.py'))
-
-
-def _load_config(name):
-  return importlib.import_module(f'configs.{name}').get_config()
 
 
 def test_every_config_is_covered():
@@ -47,7 +44,7 @@ REQUIRED_KEYS = (
 
 @pytest.mark.parametrize('name', CONFIGS)
 def test_config_has_every_documented_key(name):
-  config = _load_config(name)
+  config = load_config(name)
   for key in REQUIRED_KEYS:
     value = config
     for part in key.split('.'):
@@ -61,12 +58,12 @@ def test_config_has_every_documented_key(name):
     expected = (1e-4, 0.0, 0.9) if name == 'mnist_wgan_gp' else (2e-4, 0.5,
                                                                  0.999)
     assert (config.optim.lr_g, config.optim.b1, config.optim.b2) == expected
-  train._validate(config)  # pylint: disable=protected-access
+  config_schema.validate(config)
 
 
 @pytest.mark.parametrize('name', CONFIGS)
 def test_one_step_run_then_sample(name, tmp_path):
-  config = _load_config(name)
+  config = load_config(name)
   # The config's data shape and recipe as they are, networks 16 wide (full
   # widths: models_test.py); a batch the 4 test devices divide, one step.
   config.model.ngf = config.model.ndf = 16
@@ -77,7 +74,7 @@ def test_one_step_run_then_sample(name, tmp_path):
   config.eval.metrics = ''  # Evaluation: tests/evaluation_test.py.
   workdir = str(tmp_path)
   with tfds.testing.mock_data(num_examples=16):
-    g_state, _ = train.train_and_evaluate(config, workdir)
+    g_state, _ = loop.train_and_evaluate(config, workdir)
   assert int(g_state.step) == 1
   manager = checkpoint.create_manager(workdir, read_only=True)
   assert manager.all_steps() == [1]
@@ -94,13 +91,13 @@ def test_one_step_run_then_sample(name, tmp_path):
 
 def test_one_step_run_on_an_image_folder(tmp_path):
   write_image_folder(str(tmp_path / 'images'), count=16)
-  config = _load_config('test')
+  config = load_config('test')
   config.data.name = 'folder'
   config.data.path = str(tmp_path / 'images')
   config.data.image_size, config.data.channels = 32, 3
   config.num_train_steps = 1
   workdir = str(tmp_path / 'run')
-  g_state, _ = train.train_and_evaluate(config, workdir)
+  g_state, _ = loop.train_and_evaluate(config, workdir)
   assert int(g_state.step) == 1
   assert sample.generate_images(workdir, num=2).shape == (2, 32, 32, 3)
 
@@ -152,10 +149,10 @@ def test_sample_without_checkpoints_fails_clearly(tmp_path):
 
 
 def test_batch_not_divisible_fails_before_training(tmp_path):
-  config = _load_config('test')
+  config = load_config('test')
   config.batch_size = 6
   with pytest.raises(ValueError, match=r'batch_size=6 .* devices \(4\)'):
-    train.train_and_evaluate(config, str(tmp_path))
+    loop.train_and_evaluate(config, str(tmp_path))
   assert not os.path.exists(os.path.join(tmp_path, 'checkpoints'))
 
 
@@ -168,11 +165,17 @@ def test_readme_snippet_runs_as_written():
   exec(compile(code, 'README.md', 'exec'), {'__name__': 'readme'})  # pylint: disable=exec-used
 
 
-def test_models_steps_sampling_and_evaluation_import_without_tensorflow():
-  code = ('import sys\n'
-          'import dcgan_jax.models, dcgan_jax.losses, dcgan_jax.steps\n'
-          'import dcgan_jax.checkpoint, dcgan_jax.images, dcgan_jax.sample\n'
-          'import dcgan_jax.evaluation, dcgan_jax.hosts, dcgan_jax.paths\n'
+def test_gan_models_sampling_and_evaluation_import_without_tensorflow():
+  """Every module of the gan/, models/ and cpu/ layers, the public API, and
+  what sampling and evaluation need."""
+  code = ('import importlib, pkgutil, sys\n'
+          'import dcgan_jax, dcgan_jax.gan, dcgan_jax.models, dcgan_jax.cpu\n'
+          'for package in (dcgan_jax.gan, dcgan_jax.models, dcgan_jax.cpu):\n'
+          '  for module in pkgutil.iter_modules(package.__path__):\n'
+          '    importlib.import_module(f"{package.__name__}.{module.name}")\n'
+          'import dcgan_jax.run.checkpoint, dcgan_jax.output.images\n'
+          'import dcgan_jax.sample, dcgan_jax.evaluation\n'
+          'import dcgan_jax.run.hosts, dcgan_jax.output.paths\n'
           'assert "tensorflow" not in sys.modules, "tensorflow was imported"\n')
   result = subprocess.run([sys.executable, '-c', code], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
@@ -189,18 +192,18 @@ def test_models_steps_sampling_and_evaluation_import_without_tensorflow():
 def test_resumed_run_ends_where_an_uninterrupted_run_does(tmp_path, recipe):
   """Same batches, same z, same optimizer state: bit-identical parameters."""
   write_image_folder(str(tmp_path / 'images'), count=24)
-  config = _load_config('test')
+  config = load_config('test')
   config.update(recipe)
   config.data.name = 'folder'
   config.data.path = str(tmp_path / 'images')
   config.data.random_flip = True
   config.num_train_steps = 6
   config.checkpoint_every_steps = 3
-  straight = train.train_and_evaluate(config, str(tmp_path / 'straight'))
+  straight = loop.train_and_evaluate(config, str(tmp_path / 'straight'))
   config.num_train_steps = 3
-  train.train_and_evaluate(config, str(tmp_path / 'resumed'))
+  loop.train_and_evaluate(config, str(tmp_path / 'resumed'))
   config.num_train_steps = 6
-  resumed = train.train_and_evaluate(config, str(tmp_path / 'resumed'))
+  resumed = loop.train_and_evaluate(config, str(tmp_path / 'resumed'))
   for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
     np.testing.assert_array_equal(a, b)
 

@@ -5,44 +5,44 @@ import jax
 import numpy as np
 import pytest
 
-from dcgan_jax import mode_collapse
+from benchmarks import eight_gaussians
 
 
 def test_samples_at_every_centre_cover_every_mode_and_are_high_quality():
-  centres = mode_collapse.mode_centres()
-  assert np.allclose(np.linalg.norm(centres, axis=1), mode_collapse.RADIUS)
+  centres = eight_gaussians.mode_centres()
+  assert np.allclose(np.linalg.norm(centres, axis=1), eight_gaussians.RADIUS)
   samples = np.repeat(centres, 100, axis=0)
-  assert mode_collapse.coverage(samples) == (8, 1.0)
+  assert eight_gaussians.coverage(samples) == (8, 1.0)
 
 
 def test_samples_at_one_centre_cover_one_mode():
-  samples = np.repeat(mode_collapse.mode_centres()[:1], 2500, axis=0)
-  assert mode_collapse.coverage(samples) == (1, 1.0)
+  samples = np.repeat(eight_gaussians.mode_centres()[:1], 2500, axis=0)
+  assert eight_gaussians.coverage(samples) == (1, 1.0)
 
 
 def test_thresholds_of_the_measures():
-  centres = mode_collapse.mode_centres()
-  std = mode_collapse.STD
+  centres = eight_gaussians.mode_centres()
+  std = eight_gaussians.STD
   # 3.5 std away (outward) is not high quality; 2.5 std away is.
   samples = np.concatenate([centres[:1] * (1 + 3.5 * std / 2),
                             centres[1:2] * (1 + 2.5 * std / 2)])
-  covered, quality = mode_collapse.coverage(samples)
+  covered, quality = eight_gaussians.coverage(samples)
   assert (covered, quality) == (1, 0.5)
   # A mode needs at least 1% of the samples: 24 of 2,500 do not count.
   samples = np.concatenate([np.repeat(centres[:1], 2476, axis=0),
                             np.repeat(centres[1:2], 24, axis=0)])
-  assert mode_collapse.coverage(samples)[0] == 1
-  data = np.asarray(mode_collapse.sample_data(jax.random.key(0), 2500))
-  covered, quality = mode_collapse.coverage(data)
+  assert eight_gaussians.coverage(samples)[0] == 1
+  data = np.asarray(eight_gaussians.sample_data(jax.random.key(0), 2500))
+  covered, quality = eight_gaussians.coverage(data)
   assert covered == 8 and quality > 0.98  # 3 std holds 98.9% in 2-D.
 
 
 def test_the_networks_and_settings_are_the_papers():
-  config = mode_collapse.get_config()
+  config = eight_gaussians.get_config()
   assert (config.objective, config.unroll_steps, config.batch_size,
           config.model.nz) == ('minimax', 0, 512, 256)
-  samples = mode_collapse.train(config, [0], 0)
-  assert samples[0].shape == (1, mode_collapse.NUM_EVAL_SAMPLES, 2)
+  samples = eight_gaussians.train(config, [0], 0)
+  assert samples[0].shape == (1, eight_gaussians.NUM_EVAL_SAMPLES, 2)
 
 
 @pytest.mark.slow
@@ -55,10 +55,10 @@ def test_unrolling_covers_the_ring_where_the_standard_gan_hops_between_modes():
   snapshots = (2000, 4000, 6000)
   measured = {}
   for unroll in (0, 5):
-    config = mode_collapse.get_config(unroll_steps=unroll)
+    config = eight_gaussians.get_config(unroll_steps=unroll)
     config.optim.lr_g = config.optim.lr_d = 5e-4
-    samples = mode_collapse.train(config, [0], 8000, snapshots)
-    measured[unroll] = {step: mode_collapse.coverage(s[0])
+    samples = eight_gaussians.train(config, [0], 8000, snapshots)
+    measured[unroll] = {step: eight_gaussians.coverage(s[0])
                         for step, s in samples.items()}
   print(measured)
   assert all(modes <= 2 for modes, _ in measured[0].values()), measured

@@ -20,9 +20,9 @@ import jax
 import numpy as np
 
 from configs import test
-from dcgan_jax import checkpoint
-from dcgan_jax import steps
-from dcgan_jax import train
+from dcgan_jax.gan import train_states
+from dcgan_jax.run import checkpoint
+from dcgan_jax.run import loop
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,14 +35,14 @@ def main():
   config.ema_decay = 0.9
   workdir = os.path.join(FIXTURE, 'run')
   shutil.rmtree(FIXTURE, ignore_errors=True)
-  train.train_and_evaluate(config, workdir)
+  loop.train_and_evaluate(config, workdir)
   # Only the checkpoint is kept: grids, plots and logs are not read back.
   os.rename(os.path.join(workdir, 'checkpoints'),
             os.path.join(FIXTURE, 'checkpoints'))
   shutil.rmtree(workdir)
   manager = checkpoint.create_manager(FIXTURE, read_only=True)
   saved = checkpoint.restore_config(manager, 2)
-  g_state, d_state = steps.create_train_states(saved, jax.random.key(0))
+  g_state, d_state = train_states.create_train_states(saved, jax.random.key(0))
   g_state, d_state, rng = checkpoint.restore(manager, 2, g_state, d_state,
                                              jax.random.key(0))
   arrays = {jax.tree_util.keystr(path): np.asarray(leaf)

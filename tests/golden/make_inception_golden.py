@@ -19,7 +19,7 @@ import torch
 from pytorch_fid import inception as fid_inception
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
-from tests import inception_reference  # pylint: disable=g-import-not-at-top
+from tests.evaluation import inception_reference  # pylint: disable=g-import-not-at-top
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

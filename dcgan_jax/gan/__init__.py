@@ -1,0 +1,9 @@
+"""The GAN itself, in pure JAX: train states, the objectives, the optimizers
+and the step functions that update G and D.
+
+Every step is a pure function of its states, batch and key, with an
+`axis_name` so that one function runs under `jax.jit` and `jax.pmap`; its
+hyperparameters arrive as a `Recipe`, never read from a config inside.
+May import `models/` (which may import `cpu/`); never TensorFlow, files,
+or the run machinery.
+"""

@@ -1,0 +1,179 @@
+"""G's and D's train states, and the `Recipe`: how the steps train.
+
+`create_train_states` builds both from a config (or from your own networks
+meeting the contract in `dcgan_jax.models`), with their optimizers.
+"""
+
+import dataclasses
+from typing import Any, Optional
+
+import flax
+from flax import linen as nn
+from flax.training import train_state
+import jax
+import jax.numpy as jnp
+
+from dcgan_jax.gan import losses
+from dcgan_jax.gan import optimizers
+from dcgan_jax.models import registry
+
+_PENALTY_WITH_BATCH_NORM = (
+    "config.objective={!r} needs config.model.d_norm = 'layer' or 'none', "
+    "not 'batch': the gradient penalty constrains the gradient of D's output "
+    'for each image on its own, and BatchNorm makes each output depend on '
+    'the whole batch.')
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+  """How the steps train; hashable, so it can be a static argument.
+
+  Attributes:
+    objective: a name in `losses.OBJECTIVES`.
+    gp_weight: lambda, the gradient penalty's weight (objectives with one).
+    label_smoothing: s: D's target for real images is 1 - s (objectives
+      whose D outputs a probability).
+    n_critic: D updates per G update in `train_step`.
+    unroll_steps: k: G's loss is taken against a copy of D advanced by k
+      differentiable D updates (Metz et al. 2017); 0 = off.
+    ema_decay: decay of the exponential moving average of G's weights,
+      updated after each G update and warmed up (`ema.ema_decay_at`); 0 = off.
+    d_joint_batch: D's update passes real and fake images through D as one
+      batch (one set of BatchNorm statistics), not as two.
+  """
+  objective: str = 'non_saturating'
+  gp_weight: float = 10.0
+  label_smoothing: float = 0.0
+  n_critic: int = 1
+  unroll_steps: int = 0
+  ema_decay: float = 0.0
+  d_joint_batch: bool = False
+
+  def __post_init__(self):
+    objective = losses.get_objective(self.objective)
+    if not isinstance(self.n_critic, int) or self.n_critic < 1:
+      raise ValueError(f'config.n_critic={self.n_critic} must be an integer '
+                       '>= 1.')
+    if not isinstance(self.unroll_steps, int) or self.unroll_steps < 0:
+      raise ValueError(f'config.unroll_steps={self.unroll_steps} must be an '
+                       'integer >= 0.')
+    if not 0.0 <= self.ema_decay < 1.0:
+      raise ValueError(f'config.ema_decay={self.ema_decay} must be in [0, 1) '
+                       '(0 = no EMA).')
+    if self.gp_weight < 0:
+      raise ValueError(f'config.gp_weight={self.gp_weight} must be >= 0.')
+    if not 0.0 <= self.label_smoothing < 1.0:
+      raise ValueError(f'config.label_smoothing={self.label_smoothing} must '
+                       'be in [0, 1).')
+    if self.label_smoothing and not objective.probability:
+      raise ValueError(
+          f'config.label_smoothing={self.label_smoothing} applies to the '
+          f'objectives whose D outputs a probability, not to '
+          f'config.objective={self.objective!r}.')
+
+  @property
+  def objective_fns(self) -> losses.Objective:
+    return losses.OBJECTIVES[self.objective]
+
+  @classmethod
+  def from_config(cls, config: Any, check_model: bool = True) -> 'Recipe':
+    """The recipe of a config (absent keys: the defaults, as in runs that
+    predate them).
+
+    Args:
+      config: the run's config.
+      check_model: also check that the config's model suits the recipe
+        (False where the networks are not the config's).
+
+    Raises:
+      ValueError: naming the config key whose value is wrong, including a
+        gradient penalty with BatchNorm in D.
+    """
+    defaults = cls()
+    recipe = cls(**{field.name: config.get(field.name,
+                                           getattr(defaults, field.name))
+                    for field in dataclasses.fields(cls)})
+    if (check_model and recipe.objective_fns.gradient_penalty and
+        registry.d_uses_batch_norm(config)):
+      raise ValueError(_PENALTY_WITH_BATCH_NORM.format(recipe.objective))
+    return recipe
+
+
+class TrainState(train_state.TrainState):
+  """A network's parameters, optimizer state and BatchNorm statistics (None
+  for a network without BatchNorm)."""
+  batch_stats: Any = None
+
+
+class GeneratorState(TrainState):
+  """G's state: also the size of its input noise and, with EMA on, the
+  moving average of its parameters and the BatchNorm statistics that go
+  with them (`ema.recompute_ema_batch_stats`; the steps leave them as they
+  are)."""
+  nz: int = flax.struct.field(pytree_node=False, default=100)
+  ema_params: Any = None
+  ema_batch_stats: Any = None
+
+
+def create_train_states(
+    config: Any, rng: jax.Array,
+    networks: Optional[tuple[nn.Module, nn.Module]] = None
+) -> tuple[GeneratorState, TrainState]:
+  """Initialises G and D and their optimizers from a config.
+
+  Args:
+    config: uses `model.nz`, the `optim` keys (`optimizers`) and the
+      `Recipe` keys (`ema_decay` adds EMA weights, starting from G's
+      initial ones); without `networks` also `data.image_size`,
+      `data.channels`, the `model` keys and `dtype`.
+    rng: key for the initial parameters.
+    networks: your own (G, D) flax modules, in place of the config's
+      model; they meet the contract in `dcgan_jax.models`' docstring.
+
+  Returns:
+    (g_state, d_state), each at step 0.
+  """
+  recipe = Recipe.from_config(config, check_model=networks is None)
+  generator, discriminator = networks or registry.create_models(config)
+
+  def create(rng):
+    g_rng, d_rng = jax.random.split(rng)
+    z = jnp.zeros((2, config.model.nz))
+    g_vars = generator.init(g_rng, z, train=False)
+    d_vars = discriminator.init(d_rng, generator.apply(g_vars, z, train=False),
+                                train=False)
+    if recipe.objective_fns.gradient_penalty and 'batch_stats' in d_vars:
+      raise ValueError(_PENALTY_WITH_BATCH_NORM.format(recipe.objective))
+    g_state = GeneratorState.create(
+        apply_fn=generator.apply, params=g_vars['params'],
+        batch_stats=g_vars.get('batch_stats'), nz=config.model.nz,
+        tx=optimizers.create_optimizer(config, config.optim.lr_g))
+    if recipe.ema_decay:
+      g_state = start_ema(g_state)
+    d_state = TrainState.create(
+        apply_fn=discriminator.apply, params=d_vars['params'],
+        batch_stats=d_vars.get('batch_stats'),
+        # Unrolling differentiates D's update.
+        tx=optimizers.create_optimizer(config, config.optim.lr_d,
+                                       differentiable=recipe.unroll_steps > 0))
+    return g_state, d_state
+
+  # One compiled program: run op by op, initialisation would compile and
+  # keep hundreds of small programs (seconds, and hundreds of MB). It runs
+  # once, so XLA:CPU compiles it without LLVM's optimisations, in a fraction
+  # of the time (BENCHMARKS.md); the random draws differ from the optimised
+  # program's by at most one float32 rounding.
+  # Inside a caller's trace (jax.eval_shape, jax.vmap) it is part of the
+  # caller's program, which takes no options of its own.
+  own_program = not isinstance(rng, jax.core.Tracer)
+  options = ({'xla_backend_optimization_level': 0}
+             if own_program and jax.default_backend() == 'cpu' else None)
+  g_state, d_state = jax.jit(create, compiler_options=options)(rng)
+  return g_state, d_state
+
+
+def start_ema(g_state: GeneratorState) -> GeneratorState:
+  """G's state with EMA weights equal to its current weights."""
+  return g_state.replace(ema_params=jax.tree.map(jnp.copy, g_state.params),
+                         ema_batch_stats=jax.tree.map(jnp.copy,
+                                                      g_state.batch_stats))

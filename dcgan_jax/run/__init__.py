@@ -1,0 +1,7 @@
+"""The run machinery: the training loop and its schedule, checkpoints, the
+config schema, and coordination between hosts.
+
+The top of the stack: may import every other layer. `hosts` is the
+exception below it: it imports nothing from the package, and the data and
+evaluation layers use it to agree across processes.
+"""

@@ -1,0 +1,103 @@
+"""The config schema: validation before anything runs, unknown keys named
+with the closest known ones, old configs upgraded, and the commands' one-
+sentence errors."""
+
+import os
+import subprocess
+import sys
+
+import ml_collections
+import pytest
+
+from dcgan_jax import choices
+from dcgan_jax.run import config_schema
+from tests.conftest import load_config
+from tests.conftest import REPO
+
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('optim.lr_g', -1.0, r'config.optim.lr_g=-1.0 must be positive'),
+    ('optim.lr_d', 0.0, r'config.optim.lr_d=0.0 must be positive'),
+    ('optim.b1', 1.5, r'config.optim.b1=1.5 must be in \[0, 1\)'),
+    ('batch_size', 0, r'config.batch_size=0 must be positive'),
+    ('num_train_steps', 0, r'config.num_train_steps=0 must be positive, or '
+     r'-1'),
+    ('grid_images', -4, r'config.grid_images=-4 must be positive'),
+    ('model.nz', 0, r'config.model.nz=0 must be positive'),
+    ('data.max_bad_fraction', 2.0, r'config.data.max_bad_fraction=2.0 must '
+     r'be in \[0, 1\]'),
+    ('model.name', 'dcgann', r"config.model.name='dcgann' is not known; "
+     r'choose one of dcgan, dcgan_upsample, keras_dcgan, mlp\.'),
+    ('objective', 'wgan', r"config.objective='wgan' is not known; choose one "
+     r'of non_saturating, minimax, wgan_gp, hinge, least_squares\.'),
+    ('optim.name', 'sgd', r"config.optim.name='sgd' is not known; choose one "
+     r'of adam, rmsprop\.'),
+    ('dtype', 'float16', r"config.dtype='float16' is not known; choose one of "
+     r'float32, bfloat16\.'),
+])
+def test_validate_refuses_values_a_run_cannot_use(key, value, message):
+  config = load_config('test')
+  config.update_from_flattened_dict({key: value})
+  with pytest.raises(config_schema.ConfigError, match=message):
+    config_schema.validate(config)
+
+
+def test_validate_checks_an_optimizer_without_building_it():
+  config = load_config('mnist_unrolled')
+  config.optim.name = 'rmsprop'
+  with pytest.raises(config_schema.ConfigError,
+                     match="optim.name='rmsprop' cannot be differentiated"):
+    config_schema.validate(config)
+
+
+def test_unknown_keys_are_named_with_the_closest_known_ones():
+  known = config_schema.flat_config(load_config('default'))
+  assert config_schema.closest_keys('optim.lrg', known)[:2] == [
+      'optim.lr_g', 'optim.lr_d']
+  assert config_schema.closest_keys('data.imagesize', known)[0] == (
+      'data.image_size')
+  assert config_schema.unknown_key_error('bogus', known) == (
+      'config.bogus is not a config key; see configs/default.py for the '
+      'keys.')
+
+
+def test_one_wording_for_every_unknown_name():
+  with pytest.raises(ValueError, match=r"^config.x='c' is not known; choose "
+                     r'one of a, b\.$'):
+    choices.choose('config.x', 'c', {'a': 1, 'b': 2})
+  assert choices.check('config.x', 'a', ('a', 'b')) == 'a'
+  with pytest.raises(ValueError, match=r"^config.x='a,z': 'z' is not known; "
+                     r'choose one of a, b\.$'):
+    choices.check_list('config.x', 'a,z', ('a', 'b'))
+
+
+def test_old_configs_gain_added_keys_and_renamed_ones():
+  old = load_config('test').to_dict()
+  del old['trackers'], old['model']['d_norm'], old['grid_images']
+  old['num_samples'] = 36
+  config = config_schema.upgrade(old)
+  assert config.trackers == '' and config.model.d_norm == 'batch'
+  assert config.grid_images == 36 and 'num_samples' not in config
+  assert isinstance(config, ml_collections.ConfigDict)
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--config.optim.lrg=1e-4'], 'Error: config.optim.lrg is not a config '
+     'key; the closest known keys: optim.lr_g, optim.lr_d'),
+    (['--config.optim.lr_g=-1'], 'Error: config.optim.lr_g=-1.0 must be '
+     'positive.'),
+    (['--config=configs/missing.py'], 'Error: --config=configs/missing.py: '
+     'no such file.'),
+])
+def test_config_mistakes_end_the_command_with_one_sentence(tmp_path, flags,
+                                                           message):
+  result = subprocess.run(
+      [sys.executable, '-m', 'dcgan_jax.main', '--config=configs/test.py',
+       f'--workdir={tmp_path}', *flags],
+      cwd=REPO, capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert result.returncode == 1
+  assert message in result.stderr
+  assert 'Traceback' not in result.stderr + result.stdout
+  assert not os.listdir(tmp_path)  # Refused before the run wrote anything.
