@@ -73,6 +73,7 @@ def _train(config, batches: Iterator[np.ndarray], num_steps: int,
   return start, distances(g_state), margins
 
 
+@pytest.mark.slow
 def test_short_training_on_synthetic_disks_learns():
   config = tiny_config(batch_size=64, width=32, nz=32)
   data_rng = np.random.default_rng(0)
@@ -97,6 +98,7 @@ def test_short_training_on_synthetic_disks_learns():
                                     'lr_d': 1e-3, 'eps': 1e-7}}),
     ('mlp', 300, {'model': {'d_norm': 'none'}}),
 ])
+@pytest.mark.slow
 def test_every_model_learns_disks(name, num_steps, overrides):
   """Each model with its original's recipe, 16 wide: fewer steps than the
   disks test above, so the bar is lower."""

@@ -159,7 +159,7 @@ class Features:
     of eval.num_samples training images, cached on disk."""
     if space in self._real:
       return self._real[space]
-    stats_path = self.config.eval.get('reference_stats', '')
+    stats_path = self.config.eval.reference_stats
     if stats_path:
       self._real[space] = self._features_from_stats(stats_path, space)
       return self._real[space]

@@ -30,8 +30,7 @@ def tracker_names(config: Any) -> list[str]:
     ValueError: naming an unknown tracker (with the known ones) or the extra
       to install for a missing client library.
   """
-  names = choices.check_list('config.trackers', config.get('trackers', ''),
-                             TRACKERS)
+  names = choices.check_list('config.trackers', config.trackers, TRACKERS)
   for name in names:
     if importlib.util.find_spec(TRACKERS[name]) is None:
       raise ValueError(

@@ -52,18 +52,17 @@ def _describe(argv: list[str], error: Exception) -> str:
   return str(error).splitlines()[0]
 
 
-def parse_flags(argv: list[str]) -> list[str]:
+def parse_flags(argv: list[str],
+                flag_values: flags.FlagValues = flags.FLAGS) -> list[str]:
   """absl's flag parsing, with --config loaded here, so that its errors end
   the command with one sentence."""
   try:
-    rest = flags.FLAGS(argv)
-    if 'config' in flags.FLAGS:
-      config = flags.FLAGS.config
+    rest = flag_values(argv)
+    if 'config' in flag_values:
+      config = flag_values.config
       if config is not None:
         config.to_dict()  # A config that failed to load raises here.
     return rest
-  except flags.Error as e:
-    _fail(str(e))
   except Exception as e:  # pylint: disable=broad-except
     _fail(_describe(argv, e))
 

@@ -37,7 +37,7 @@ from tests.conftest import REPO
 from tests.evaluation import inception_reference
 
 
-
+@pytest.mark.slow
 @pytest.mark.skipif(
     not os.path.isdir(idx_files.DEBIAN_FASHION_MNIST_DIR),
     reason='Debian package dataset-fashion-mnist not installed (.ci/run '
@@ -84,6 +84,7 @@ def test_labeled_folder_splits_by_class(tmp_path):
       train_images[train_labels == 1].min() + 70)
 
 
+@pytest.mark.slow
 def test_training_evaluates_keeps_the_best_and_plots(tmp_path):
   config = eval_config(tmp_path)
   # A model other than the default, with dropout in D: evaluation, the
@@ -195,6 +196,7 @@ def _inception_weights(tmp_path):
   return path
 
 
+@pytest.mark.slow
 def test_inception_metrics_on_the_devices_match_host_features(tmp_path):
   config = load_config('test')
   config.eval.metrics = ('fid,kid,precision,recall,density,coverage,'

@@ -6,10 +6,13 @@ import os
 import subprocess
 import sys
 
+from absl import flags as absl_flags
 import ml_collections
+from ml_collections import config_flags
 import pytest
 
 from dcgan_jax import choices
+from dcgan_jax.run import cli
 from dcgan_jax.run import config_schema
 from tests.conftest import load_config
 from tests.conftest import REPO
@@ -82,19 +85,36 @@ def test_old_configs_gain_added_keys_and_renamed_ones():
   assert isinstance(config, ml_collections.ConfigDict)
 
 
-@pytest.mark.parametrize('flags, message', [
+@pytest.mark.parametrize('argv, message', [
     (['--config.optim.lrg=1e-4'], 'Error: config.optim.lrg is not a config '
      'key; the closest known keys: optim.lr_g, optim.lr_d'),
-    (['--config.optim.lr_g=-1'], 'Error: config.optim.lr_g=-1.0 must be '
-     'positive.'),
+    (['--config.data.imagesize=32'], 'Error: config.data.imagesize is not a '
+     'config key; the closest known keys: data.image_size'),
     (['--config=configs/missing.py'], 'Error: --config=configs/missing.py: '
      'no such file.'),
 ])
-def test_config_mistakes_end_the_command_with_one_sentence(tmp_path, flags,
-                                                           message):
+def test_config_flag_mistakes_are_one_sentence(argv, message, monkeypatch):
+  monkeypatch.chdir(REPO)
+  flag_values = absl_flags.FlagValues()
+  config_flags.DEFINE_config_file('config', None, 'config', lock_config=True,
+                                  flag_values=flag_values)
+  with pytest.raises(SystemExit) as exit_info:
+    cli.parse_flags(['main', '--config=configs/test.py', *argv],
+                    flag_values)
+  assert str(exit_info.value).startswith(message)
+
+
+@pytest.mark.parametrize('override, message', [
+    ('--config.optim.lrg=1e-4', 'Error: config.optim.lrg is not a config '
+     'key; the closest known keys: optim.lr_g, optim.lr_d'),
+    ('--config.optim.lr_g=-1', 'Error: config.optim.lr_g=-1.0 must be '
+     'positive.'),
+])
+def test_a_config_mistake_ends_the_command_without_a_traceback(
+    tmp_path, override, message):
   result = subprocess.run(
       [sys.executable, '-m', 'dcgan_jax.main', '--config=configs/test.py',
-       f'--workdir={tmp_path}', *flags],
+       f'--workdir={tmp_path}', override],
       cwd=REPO, capture_output=True, text=True, timeout=300,
       env=dict(os.environ, JAX_PLATFORMS='cpu'))
   assert result.returncode == 1

@@ -115,6 +115,7 @@ def test_sigkill_between_checkpoints_then_restart_is_exact(tmp_path):
   _assert_identical(_load(straight, 10), _load(killed, 10))
 
 
+@pytest.mark.slow
 def test_preemption_saves_the_current_step_and_exits_0(tmp_path):
   workdir = str(tmp_path / 'run')
   stopped = [0]
