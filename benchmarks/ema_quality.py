@@ -47,6 +47,7 @@ from dcgan_jax.data import input_pipeline
 from dcgan_jax import evaluation
 from dcgan_jax.gan import ema
 from dcgan_jax.gan import forward
+from dcgan_jax.gan import noise
 from dcgan_jax.gan import steps
 from dcgan_jax.gan import train_states
 from dcgan_jax.output import images
@@ -90,7 +91,7 @@ def train_and_score(config, seed, num_steps, eval_at, variants, evaluator,
   """{step: {variant: metrics}} of one seed."""
   config = config.copy_and_resolve_references()
   config.seed = seed
-  init_rng, step_rng, sample_rng = jax.random.split(jax.random.key(seed), 3)
+  init_rng, step_rng = noise.run_keys(seed)
   g_state, d_state = train_states.create_train_states(config, init_rng)
   batches, _ = input_pipeline.create_dataset(config)
   train_step = jax.jit(functools.partial(steps.train_step,
@@ -106,8 +107,8 @@ def train_and_score(config, seed, num_steps, eval_at, variants, evaluator,
             for name in variants}
 
   recompute = jax.jit(ema.recompute_ema_batch_stats, static_argnums=(2, 3))
-  fixed_z = jax.random.normal(sample_rng, (config.grid_images,
-                                           config.model.nz))
+  fixed_z = noise.image_z(seed, np.arange(config.grid_images),
+                          config.model.nz)
   results = {}
   started = time.perf_counter()
   for step in range(1, num_steps + 1):

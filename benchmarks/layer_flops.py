@@ -95,10 +95,12 @@ def uses_per_step(name: str) -> tuple[int, int, int]:
   return (3, 1 if name == 'D Conv_0' else 2, 2)
 
 
-def step_gflop_per_image(size: int, channels: int) -> float:
-  """Convolution GFLOP of one train_step, per image."""
+def step_gflop_per_image(size: int, channels: int, width: int = 64) -> float:
+  """Convolution GFLOP of one train_step, per image, with ngf = ndf =
+  width."""
   return sum(sum(uses_per_step(name)) * 2 * macs
-             for name, _, _, macs in _layers(size, channels, 1)) / 1e9
+             for name, _, _, macs in _layers(size, channels, 1, width,
+                                             width)) / 1e9
 
 
 def main():

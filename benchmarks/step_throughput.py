@@ -67,7 +67,7 @@ RECIPES = {
 
 
 def run_jax(size, channels, batch, dtype, warmup, repeats, separate=False,
-            recipe=None, winograd=True):
+            recipe=None, winograd=True, width=64):
   """Times dcgan_jax's jitted step; returns its measurements."""
   import jax  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
@@ -81,7 +81,7 @@ def run_jax(size, channels, batch, dtype, warmup, repeats, separate=False,
 
   config = ml_collections.ConfigDict({
       'data': {'image_size': size, 'channels': channels},
-      'model': {'nz': 100, 'ngf': 64, 'ndf': 64},
+      'model': {'nz': 100, 'ngf': width, 'ndf': width},
       'optim': {'lr_g': 2e-4, 'lr_d': 2e-4, 'b1': 0.5, 'b2': 0.999},
       'dtype': dtype,
   })
@@ -123,7 +123,8 @@ def run_jax(size, channels, batch, dtype, warmup, repeats, separate=False,
           'peak_device_mib': device_memory.get('peak_bytes_in_use', 0) / 2**20}
 
 
-def run_torch(size, channels, batch, dtype, warmup, repeats, compiled=False):
+def run_torch(size, channels, batch, dtype, warmup, repeats, compiled=False,
+              width=64):
   """Times the PyTorch reference step; returns its measurements."""
   import torch  # pylint: disable=g-import-not-at-top
   from benchmarks import torch_reference  # pylint: disable=g-import-not-at-top
@@ -133,7 +134,7 @@ def run_torch(size, channels, batch, dtype, warmup, repeats, compiled=False):
   torch.manual_seed(0)
   step_fn = torch_reference.ReferenceStep(
       models.ARCHITECTURES[size], channels, batch, device,
-      compile_models=compiled, bfloat16=dtype == 'bfloat16')
+      compile_models=compiled, bfloat16=dtype == 'bfloat16', width=width)
   real = torch.rand(batch, channels, size, size, device=device) * 2 - 1
   sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
   times = _timed(lambda: step_fn(real), warmup, repeats, sync)

@@ -65,9 +65,9 @@ class ReferenceStep:
   def __init__(self, architecture: tuple[int, int], channels: int,
                batch_size: int, device: str = 'cpu',
                compile_models: bool = False, bfloat16: bool = False,
-               nz: int = 100):
-    self.netG = generator(architecture, channels, nz).to(device)
-    self.netD = discriminator(architecture, channels).to(device)
+               nz: int = 100, width: int = 64):
+    self.netG = generator(architecture, channels, nz, ngf=width).to(device)
+    self.netD = discriminator(architecture, channels, ndf=width).to(device)
     self.num_params = (sum(p.numel() for p in self.netG.parameters()),
                        sum(p.numel() for p in self.netD.parameters()))
     if compile_models:

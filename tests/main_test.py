@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 import tensorflow_datasets as tfds
 
-from dcgan_jax import sample
 from dcgan_jax.run import checkpoint
 from dcgan_jax.run import config_schema
 from dcgan_jax.run import loop
+from dcgan_jax import sample
 from tests.conftest import load_config
 from tests.conftest import write_image_folder
 

@@ -11,6 +11,16 @@ from jax import lax
 import jax.numpy as jnp
 
 
+def run_keys(seed: Any) -> tuple[jax.Array, jax.Array]:
+  """A run's (init key, step key) from its seed: the initial weights come
+  from the first, every step's draws from the second (`train_step`'s rng).
+  The seed may be traced, so that `jax.vmap` gives each member of a sweep
+  its own."""
+  # Three keys, so that init and step keys stay those of earlier versions.
+  init_rng, step_rng, _ = jax.random.split(jax.random.key(seed), 3)
+  return init_rng, step_rng
+
+
 def device_slice(draw: Callable[[int], jax.Array], batch_size: int,
                  axis_name: Optional[str]) -> jax.Array:
   """This device's batch_size rows of one global draw(rows)."""

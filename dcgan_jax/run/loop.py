@@ -242,9 +242,7 @@ def _start(config: ml_collections.ConfigDict,
   evaluator = (evaluation.Evaluator(config)
                if evaluation.metric_names(config) else None)
 
-  rng = jax.random.key(config.seed)
-  # Three keys, so that init and step keys stay those of earlier versions.
-  init_rng, step_rng, _ = jax.random.split(rng, 3)
+  init_rng, step_rng = noise.run_keys(config.seed)
   recipe = train_states.Recipe.from_config(config)
   g_state, d_state = train_states.create_train_states(config, init_rng)
   manager = checkpoint.create_manager(
