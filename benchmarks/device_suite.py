@@ -30,9 +30,7 @@ the PyTorch rows only if torch is installed, without torch.compile.
 
 import argparse
 import functools
-import json
 import os
-import subprocess
 import sys
 import time
 
@@ -114,14 +112,10 @@ def _child(impl: str, quick: bool) -> dict | None:
   if quick:
     command.append('--quick')
   started = time.perf_counter()
-  done = subprocess.run(command, capture_output=True, text=True, check=False)
-  for line in done.stdout.splitlines():
-    if line.startswith('RESULT '):
-      result = json.loads(line[len('RESULT '):])
-      result['seconds'] = time.perf_counter() - started
-      return result
-  print(f'{impl}: no result ({done.stderr.strip().splitlines()[-1:]})')
-  return None
+  result = step_throughput.worker_result(command, impl)
+  if result is not None:
+    result['seconds'] = time.perf_counter() - started
+  return result
 
 
 def _step_table(results: dict, plan: dict) -> list[str]:
@@ -179,7 +173,7 @@ def main():
   args = parser.parse_args()
   plan = QUICK if args.quick else FULL
   if args.worker:
-    print('RESULT ' + json.dumps(WORKERS[args.worker](plan)), flush=True)
+    step_throughput.print_result(WORKERS[args.worker](plan))
     return
 
   results = {'jax': _child('jax', args.quick)}

@@ -41,6 +41,24 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 
+def print_result(result: dict) -> None:
+  """A worker process's answer to `worker_result`, on stdout."""
+  print('RESULT ' + json.dumps(result), flush=True)
+
+
+def worker_result(command: list[str], what: str,
+                  env: dict[str, str] | None = None) -> dict | None:
+  """Runs a worker process; its `print_result` answer, or None (printing
+  the end of its stderr) if it gave none."""
+  done = subprocess.run(command, capture_output=True, text=True, check=False,
+                        env=env)
+  for line in done.stdout.splitlines():
+    if line.startswith('RESULT '):
+      return json.loads(line[len('RESULT '):])
+  print(f'{what} failed:\n{done.stderr[-2000:]}')
+  return None
+
+
 def _peak_rss_mib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -179,7 +197,7 @@ def _worker(args) -> None:
   result = WORKERS[args.impls[0]](size, channels, args.batch[0],
                                   args.dtypes[0], args.warmup, args.repeats)
   result['peak_rss_mib'] = _peak_rss_mib()
-  print('RESULT ' + json.dumps(result))
+  print_result(result)
 
 
 def _environ(impl):
@@ -200,13 +218,8 @@ def _child(impl, spec, batch, dtype, args):
              '--impls', impl, '--sizes', spec, '--batch', str(batch),
              '--dtypes', dtype, '--warmup', str(args.warmup),
              '--repeats', str(args.repeats)]
-  done = subprocess.run(command, capture_output=True, text=True, check=False,
-                        env=_environ(impl))
-  for line in done.stdout.splitlines():
-    if line.startswith('RESULT '):
-      return json.loads(line[len('RESULT '):])
-  print(f'{impl} {spec} batch {batch} {dtype} failed:\n{done.stderr[-2000:]}')
-  return None
+  return worker_result(command, f'{impl} {spec} batch {batch} {dtype}',
+                       _environ(impl))
 
 
 def main():

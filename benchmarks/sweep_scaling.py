@@ -13,9 +13,7 @@ members share each step's real batch, as a sweep's do.
 
 import argparse
 import functools
-import json
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -69,13 +67,8 @@ def _child(spec: str, members: int, args) -> dict | None:
              '--repeats', str(args.repeats)]
   from dcgan_jax.cpu import runtime  # pylint: disable=g-import-not-at-top
   environ = runtime.huge_pages_environ(dict(os.environ)) or dict(os.environ)
-  done = subprocess.run(command, capture_output=True, text=True, check=False,
-                        env=environ)
-  for line in done.stdout.splitlines():
-    if line.startswith('RESULT '):
-      return json.loads(line[len('RESULT '):])
-  print(f'{spec}, {members} members failed:\n{done.stderr[-2000:]}')
-  return None
+  return step_throughput.worker_result(command, f'{spec}, {members} members',
+                                      environ)
 
 
 def main():
@@ -92,9 +85,9 @@ def main():
   args = parser.parse_args()
   if args.worker:
     size, channels = map(int, args.sizes[0].split('x'))
-    print('RESULT ' + json.dumps(time_sweep(
+    step_throughput.print_result(time_sweep(
         size, channels, args.members[0], args.batch, args.warmup,
-        args.repeats)))
+        args.repeats))
     return
 
   print('| shape | run | ms/step (median) | img/s, all members | '
