@@ -183,12 +183,13 @@ def test_gan_models_sampling_and_evaluation_import_without_tensorflow():
 
 
 @pytest.mark.parametrize('recipe', [
-    {}, {'objective': 'wgan_gp', 'n_critic': 2, 'ema_decay': 0.9,
-         'model': {'d_norm': 'layer'}},
+    {},
+    pytest.param({'objective': 'wgan_gp', 'n_critic': 2, 'ema_decay': 0.9,
+                  'model': {'d_norm': 'layer'}}, marks=pytest.mark.slow),
     # D with dropout: its masks come from the step like z.
-    {'model': {'name': 'keras_dcgan', 'd_norm': 'none'},
-     'optim': {'name': 'rmsprop', 'lr_g': 1e-3, 'lr_d': 1e-3},
-     'd_joint_batch': True}])
+    pytest.param({'model': {'name': 'keras_dcgan', 'd_norm': 'none'},
+                  'optim': {'name': 'rmsprop', 'lr_g': 1e-3, 'lr_d': 1e-3},
+                  'd_joint_batch': True}, marks=pytest.mark.slow)])
 def test_resumed_run_ends_where_an_uninterrupted_run_does(tmp_path, recipe):
   """Same batches, same z, same optimizer state: bit-identical parameters."""
   write_image_folder(str(tmp_path / 'images'), count=24)

@@ -366,6 +366,7 @@ def test_history_keeps_the_latest_value_per_step(tmp_path):
   assert logged['fid'][1].tolist() == [9.0]
 
 
+@pytest.mark.slow
 def test_ema_run_evaluates_the_averages_and_the_trained_weights(tmp_path):
   config = eval_config(tmp_path, metrics='classifier_fd')
   config.model.update(name='mlp', d_norm='none')

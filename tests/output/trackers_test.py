@@ -93,6 +93,7 @@ def _wandb_history(workdir):
   return logged
 
 
+@pytest.mark.slow
 def test_a_run_logs_to_every_tracker(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)  # Neptune keeps offline runs in ./.neptune.
   config = _config(tmp_path, 'wandb,mlflow,neptune')
