@@ -64,7 +64,6 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
        for key in ('optim.b1', 'optim.b2', 'optim.rho')},
     'num_train_steps': (lambda v: v > 0 or v == -1,
                         'positive, or -1 for num_epochs'),
-    'num_epochs': (_positive, 'positive'),
     'eval_every_steps': (lambda v: v > 0 or v == -1,
                          'positive, or -1 for once per epoch'),
     'data.max_bad_fraction': (lambda v: 0 <= v <= 1, 'in [0, 1]'),
@@ -141,6 +140,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
       if key in flat and not test(flat[key]):
         raise ValueError(f'config.{key}={flat[key]!r} must be '
                          f'{requirement}.')
+    if config.num_train_steps == -1 and config.num_epochs <= 0:
+      raise ValueError(f'config.num_epochs={config.num_epochs} must be '
+                       'positive when config.num_train_steps is -1.')
     registry.check_shape(config)
     registry.compute_dtype(config)
     recipe = train_states.Recipe.from_config(config)

@@ -49,12 +49,10 @@ AXIS = 'batch'
 
 
 def num_train_steps(config: Any, num_examples: int) -> int:
-  """config.num_train_steps if positive, else num_epochs over the data."""
+  """config.num_train_steps if positive, else num_epochs over the data (a
+  positive number: `config_schema.validate`)."""
   if config.num_train_steps > 0:
     return config.num_train_steps
-  if config.num_epochs <= 0:
-    raise ValueError('Set config.num_train_steps or config.num_epochs > 0; '
-                     f'got {config.num_train_steps} and {config.num_epochs}.')
   return config.num_epochs * steps_per_epoch(config, num_examples)
 
 

@@ -46,6 +46,17 @@ def test_validate_refuses_values_a_run_cannot_use(key, value, message):
     config_schema.validate(config)
 
 
+def test_num_epochs_counts_only_without_num_train_steps():
+  config = load_config('test')
+  config.num_epochs = 0
+  config_schema.validate(config)  # num_train_steps is set.
+  config.num_train_steps = -1
+  with pytest.raises(config_schema.ConfigError,
+                     match='config.num_epochs=0 must be positive when '
+                     'config.num_train_steps is -1'):
+    config_schema.validate(config)
+
+
 def test_validate_checks_an_optimizer_without_building_it():
   config = load_config('mnist_unrolled')
   config.optim.name = 'rmsprop'
