@@ -25,9 +25,13 @@ os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(
     '.pytest_cache', 'jax_compilation'))
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import ml_collections  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from dcgan_jax.gan import train_states  # pylint: disable=g-import-not-at-top,wrong-import-position
+from dcgan_jax.run import checkpoint  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,6 +81,21 @@ def write_image_folder(root: str, count: int = 12) -> list[str]:
   with open(os.path.join(root, 'notes.txt'), 'w') as f:
     f.write('not an image')
   return paths
+
+
+def restore_checkpoint(workdir: str, step: int) -> tuple:
+  """(g_state, d_state, rng) of a run's checkpoint at step, restored into
+  the structure of the config saved with it."""
+  manager = checkpoint.create_manager(workdir, read_only=True)
+  config = checkpoint.restore_config(manager, step)
+  g_state, d_state = train_states.create_train_states(config, jax.random.key(0))
+  return checkpoint.restore(manager, step, g_state, d_state, jax.random.key(0))
+
+
+def arrays_by_path(tree) -> dict[str, np.ndarray]:
+  """A tree's leaves as numpy arrays, keyed by their paths."""
+  return {jax.tree_util.keystr(path): np.asarray(leaf)
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def load_config(name: str) -> ml_collections.ConfigDict:

@@ -20,9 +20,8 @@ import jax
 import numpy as np
 
 from configs import test
-from dcgan_jax.gan import train_states
-from dcgan_jax.run import checkpoint
 from dcgan_jax.run import loop
+from tests import conftest
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,15 +39,9 @@ def main():
   os.rename(os.path.join(workdir, 'checkpoints'),
             os.path.join(FIXTURE, 'checkpoints'))
   shutil.rmtree(workdir)
-  manager = checkpoint.create_manager(FIXTURE, read_only=True)
-  saved = checkpoint.restore_config(manager, 2)
-  g_state, d_state = train_states.create_train_states(saved, jax.random.key(0))
-  g_state, d_state, rng = checkpoint.restore(manager, 2, g_state, d_state,
-                                             jax.random.key(0))
-  arrays = {jax.tree_util.keystr(path): np.asarray(leaf)
-            for path, leaf in jax.tree_util.tree_leaves_with_path(
-                {'g': g_state, 'd': d_state,
-                 'rng': jax.random.key_data(rng)})}
+  g_state, d_state, rng = conftest.restore_checkpoint(FIXTURE, 2)
+  arrays = conftest.arrays_by_path({'g': g_state, 'd': d_state,
+                                    'rng': jax.random.key_data(rng)})
   np.savez(os.path.join(HERE, 'checkpoint_v1.npz'), **arrays)
   print(f'{len(arrays)} arrays')
 

@@ -11,8 +11,10 @@ import numpy as np
 from dcgan_jax.gan import train_states
 from dcgan_jax.run import checkpoint
 from dcgan_jax.run import loop
+from tests.conftest import arrays_by_path
 from tests.conftest import GOLDEN
 from tests.conftest import load_config
+from tests.conftest import restore_checkpoint
 
 
 
@@ -23,15 +25,9 @@ def _copy_fixture(tmp_path) -> str:
 
 
 def test_old_checkpoint_restores_the_arrays_it_was_saved_with(tmp_path):
-  manager = checkpoint.create_manager(_copy_fixture(tmp_path), read_only=True)
-  config = checkpoint.restore_config(manager, 2)
-  g_state, d_state = train_states.create_train_states(config, jax.random.key(0))
-  g_state, d_state, rng = checkpoint.restore(manager, 2, g_state, d_state,
-                                             jax.random.key(0))
-  restored = {jax.tree_util.keystr(path): np.asarray(leaf)
-              for path, leaf in jax.tree_util.tree_leaves_with_path(
-                  {'g': g_state, 'd': d_state,
-                   'rng': jax.random.key_data(rng)})}
+  g_state, d_state, rng = restore_checkpoint(_copy_fixture(tmp_path), 2)
+  restored = arrays_by_path({'g': g_state, 'd': d_state,
+                             'rng': jax.random.key_data(rng)})
   with np.load(os.path.join(GOLDEN, 'checkpoint_v1.npz')) as saved:
     assert sorted(saved.files) == sorted(restored)
     for name in saved.files:

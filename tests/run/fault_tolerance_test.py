@@ -24,6 +24,7 @@ from dcgan_jax.run import loop
 from dcgan_jax import sample
 from tests.conftest import load_config
 from tests.conftest import REPO
+from tests.conftest import restore_checkpoint
 
 MAIN = ['-m', 'dcgan_jax.main', '--config=configs/test.py']
 # Logs every step, so a test can act after a given step.
@@ -67,11 +68,7 @@ def _saved_steps(workdir):
 
 
 def _load(workdir, step):
-  manager = checkpoint.create_manager(workdir, read_only=True)
-  config = checkpoint.restore_config(manager, step)
-  g_state, d_state = train_states.create_train_states(config, jax.random.key(0))
-  g_state, d_state, rng = checkpoint.restore(manager, step, g_state, d_state,
-                                             jax.random.key(0))
+  g_state, d_state, rng = restore_checkpoint(workdir, step)
   return g_state, d_state, jax.random.key_data(rng)
 
 

@@ -19,7 +19,6 @@ import jax
 import numpy as np
 import pytest
 
-from dcgan_jax.gan import train_states
 from dcgan_jax.output import metrics_file
 from dcgan_jax.run import checkpoint
 from dcgan_jax.run import config_schema
@@ -27,6 +26,7 @@ from dcgan_jax.run import loop
 from tests.conftest import eval_config
 from tests.conftest import load_config
 from tests.conftest import REPO
+from tests.conftest import restore_checkpoint
 
 HEARTBEAT_TIMEOUT_S = 10
 ENV = dict(os.environ, JAX_PLATFORMS='cpu',
@@ -94,11 +94,7 @@ def _config_flags(config):
 
 
 def _load(workdir, step):
-  manager = checkpoint.create_manager(workdir, read_only=True)
-  config = checkpoint.restore_config(manager, step)
-  g_state, d_state = train_states.create_train_states(config, jax.random.key(0))
-  return checkpoint.restore(manager, step, g_state, d_state,
-                            jax.random.key(0))[:2]
+  return restore_checkpoint(workdir, step)[:2]
 
 
 def _assert_close(a, b):
