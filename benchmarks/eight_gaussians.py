@@ -8,9 +8,11 @@ logit; every weight starts orthogonal with scale 0.8. The GAN's original
 losses (`minimax`: G minimises log(1 - D(G(z)))), Adam(1e-4, b1 = 0.5) for
 both, z ~ N(0, I) of 256 dimensions, batches of 512, 25,000 steps; each
 step is one D update then one G update (`steps.train_step`), where the
-paper alternates single updates. They train with this package's own
-`train_step` and objectives, several seeds at once (`jax.vmap`), so what
-the testbed shows is what the image trainer does.
+paper alternates single updates. The seeds train together as a sweep's
+members (`gan.sweep`: the package's `train_step` and objectives, vmapped
+over stacked states), so what the testbed shows is what the image trainer
+does; as there, the members share each step's data batch and differ in
+their initial weights and z.
 
 Measures, on 2,500 samples of G: the modes covered (a mode counts when at
 least 1% of the samples lie within 3 std of it) and the fraction of
@@ -30,7 +32,7 @@ import ml_collections
 import numpy as np
 
 from dcgan_jax.gan import forward
-from dcgan_jax.gan import steps
+from dcgan_jax.gan import sweep
 from dcgan_jax.gan import train_states
 
 NUM_MODES = 8
@@ -39,6 +41,7 @@ STD = 0.02
 NUM_EVAL_SAMPLES = 2500
 MIN_MODE_FRACTION = 0.01  # Of the samples, for a mode to count as covered.
 NUM_STEPS = 25_000
+DATA_SEED = 1  # The data batches' seed, shared by all members.
 
 
 def mode_centres() -> np.ndarray:
@@ -109,7 +112,7 @@ def get_config(objective: str = 'minimax', unroll_steps: int = 0
 def train(config: ml_collections.ConfigDict, seeds: Sequence[int],
           num_steps: int, snapshots: Sequence[int] = ()
           ) -> dict[int, np.ndarray]:
-  """Trains one G and D per seed (vectorised over seeds) for num_steps.
+  """Trains one G and D per seed, as a sweep's members, for num_steps.
 
   Returns:
     {step: samples (seeds, NUM_EVAL_SAMPLES, 2)} of G after each step in
@@ -121,23 +124,19 @@ def train(config: ml_collections.ConfigDict, seeds: Sequence[int],
   networks = (MLP(tuple(model.g_hidden), outputs=2),
               MLP(tuple(model.d_hidden), outputs=1,
                   input_scale=model.d_input_scale))
-  keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
-  keys = jax.vmap(jax.random.wrap_key_data)(keys)
-  g_state, d_state = jax.vmap(
-      lambda key: train_states.create_train_states(config, key, networks))(keys)
+  g_state, d_state = sweep.create_member_states(config, seeds, networks)
+  _, step_keys = sweep.member_keys(seeds)
   batches = recipe.n_critic if recipe.n_critic > 1 else None
 
   @functools.partial(jax.jit, donate_argnums=(0, 1))
   def update(g_state, d_state, step):
-    def one(g_state, d_state, key):
-      data_key = jax.random.fold_in(jax.random.fold_in(key, 1), step)
-      batch = sample_data(data_key, config.batch_size * (batches or 1))
-      if batches:
-        batch = batch.reshape(batches, config.batch_size, 2)
-      g_state, d_state, _ = steps.train_step(
-          g_state, d_state, batch, jax.random.fold_in(key, 2), recipe=recipe)
-      return g_state, d_state
-    return jax.vmap(one)(g_state, d_state, keys)
+    batch = sample_data(jax.random.fold_in(jax.random.key(DATA_SEED), step),
+                        config.batch_size * (batches or 1))
+    if batches:
+      batch = batch.reshape(batches, config.batch_size, 2)
+    g_state, d_state, _ = sweep.sweep_step(g_state, d_state, batch, step_keys,
+                                           recipe=recipe)
+    return g_state, d_state
 
   z = jax.random.normal(jax.random.key(12345),
                         (NUM_EVAL_SAMPLES, config.model.nz))

@@ -11,7 +11,10 @@ over training, a row per variant and a column per snapshot, as the paper's
 Figure 1.
 
   python benchmarks/mode_collapse.py [--steps 25000] [--seeds 5] \
-      [--unroll 0 5 10] [--objectives minimax] [--figure docs/mode_collapse.png]
+      [--unroll 0 5 10] [--objectives minimax] [--lr 1e-4] \
+      [--figure docs/mode_collapse.png]
+
+The seeds of a variant train together, as one sweep's members.
 """
 
 import argparse
@@ -77,6 +80,8 @@ def main():
                       help='unroll_steps of each variant')
   parser.add_argument('--objectives', nargs='+', default=['minimax'],
                       choices=list(losses.OBJECTIVES))
+  parser.add_argument('--lr', type=float, default=1e-4,
+                      help="G's and D's learning rate (the paper's: 1e-4)")
   parser.add_argument('--snapshots', type=int, default=6,
                       help='evenly spaced steps measured, 0 and the last '
                       'included')
@@ -85,7 +90,8 @@ def main():
   args = parser.parse_args()
   snapshots = [round(i * args.steps / (args.snapshots - 1))
                for i in range(args.snapshots)]
-  print(f'{args.steps} steps, seeds 0-{args.seeds - 1}; a mode is covered '
+  print(f'{args.steps} steps, learning rate {args.lr:g}, seeds '
+        f'0-{args.seeds - 1}; a mode is covered '
         f'when >= {eight_gaussians.MIN_MODE_FRACTION:.0%} of '
         f'{eight_gaussians.NUM_EVAL_SAMPLES} samples lie within 3 std of it. '
         f'Modes at steps {", ".join(map(str, snapshots))}.')
@@ -97,6 +103,7 @@ def main():
   for objective in args.objectives:
     for unroll in args.unroll:
       config = eight_gaussians.get_config(objective, unroll)
+      config.optim.lr_g = config.optim.lr_d = args.lr
       start = time.perf_counter()
       samples = eight_gaussians.train(config, range(args.seeds), args.steps,
                                     snapshots)

@@ -39,6 +39,8 @@ def get_config() -> ml_collections.ConfigDict:
   # decoded the first time it is read, not again every epoch; 0 = never.
   config.data.cache_mb = 1024
   config.data.prefetch_to_device = 2
+  # The data order's seed (shuffling, flips, random images); -1 = seed.
+  config.data.seed = -1
 
   # Computation dtype: 'float32', or 'bfloat16' for mixed precision
   # (parameters, optimizer state, BatchNorm statistics and losses stay
@@ -111,6 +113,23 @@ def get_config() -> ml_collections.ConfigDict:
   config.tracking.mlflow_uri = ''
   config.tracking.neptune_project = ''  # '' = NEPTUNE_PROJECT.
   config.tracking.neptune_mode = ''  # '' = async; or 'offline', 'debug'.
+
+  # Several GANs trained in one program (docs/sweeps.md). seeds: '' = one
+  # run; 'N' = N members with seeds seed, seed + 1, ..., seed + N - 1;
+  # '3,7,11' = those seeds. The hyperparameter axes take comma-separated
+  # values (e.g. lr_g = '1e-4,2e-4'); the members are their product with
+  # the seeds. Each member computes what the single run of its seed and
+  # values computes; they read the same batches (data.seed) and are logged,
+  # evaluated and plotted as mean +- std and each alone.
+  config.sweep = ml_collections.ConfigDict()
+  config.sweep.seeds = ''
+  config.sweep.lr_g = ''
+  config.sweep.lr_d = ''
+  config.sweep.ema_decay = ''
+  config.sweep.gp_weight = ''
+  # Each member reads the data in its own seed's order (its single run's;
+  # a pipeline per member) instead of all reading data.seed's batches.
+  config.sweep.own_data = False
 
   config.log_every_steps = 50
   config.sample_every_steps = 500

@@ -30,6 +30,7 @@ import ml_collections  # pylint: disable=g-import-not-at-top,wrong-import-positi
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from dcgan_jax.gan import sweep  # pylint: disable=g-import-not-at-top,wrong-import-position
 from dcgan_jax.gan import train_states  # pylint: disable=g-import-not-at-top,wrong-import-position
 from dcgan_jax.run import checkpoint  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -88,6 +89,11 @@ def restore_checkpoint(workdir: str, step: int) -> tuple:
   the structure of the config saved with it."""
   manager = checkpoint.create_manager(workdir, read_only=True)
   config = checkpoint.restore_config(manager, step)
+  listed = sweep.members(config)
+  if listed:  # A sweep's stacked states and step keys.
+    keys = sweep.member_keys([m['seed'] for m in listed])[1]
+    return checkpoint.restore(manager, step,
+                              *sweep.create_member_states(config), keys)
   g_state, d_state = train_states.create_train_states(config, jax.random.key(0))
   return checkpoint.restore(manager, step, g_state, d_state, jax.random.key(0))
 

@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from dcgan_jax.data import decoding
 from dcgan_jax.data import sources
+from dcgan_jax.gan import noise
 from dcgan_jax.run import hosts
 
 
@@ -41,12 +42,12 @@ def _table_steps(source: sources.Source, config: Any, start_batch: int
   """Per global batch, (positions, table indices) of this host's rows."""
   n = source.num_examples
   rows = tf.constant(hosts.local_rows(config.batch_size), tf.int64)
+  seed = tf.constant(noise.data_seed(config), tf.int64)
 
   def index(position):
     # Epoch position // n is the table in the order drawn from (seed, epoch).
     return tf.random.experimental.index_shuffle(
-        position % n, seed=tf.stack([tf.constant(config.seed, tf.int64),
-                                     position // n]),
+        position % n, seed=tf.stack([seed, position // n]),
         max_index=tf.constant(n - 1, tf.int64))
 
   def step_rows(step):
@@ -144,7 +145,8 @@ def create_dataset(config: Any, start_batch: int = 0,
   """This host's endless stream of training batches from `start_batch` on.
 
   Args:
-    config: uses `seed`, `batch_size` and the `data` fields.
+    config: uses `batch_size`, the `data` fields and `seed` where
+      `data.seed` is -1 (`noise.data_seed`).
     start_batch: the number of global batches already trained on.
     batches_per_step: consecutive global batches delivered together (one
       per D update of a step).
@@ -161,12 +163,12 @@ def create_dataset(config: Any, start_batch: int = 0,
   source, num_examples = _open(config)
   where = config.data.path or 'default location'
   if source.table is not None:
-    needed, seed, whose = config.batch_size, config.seed, ''
+    needed, seed, whose = config.batch_size, noise.data_seed(config), ''
     steps = _table_steps(source, config, start_batch)
     image_of = _TableImages(config, source)  # Of a table index.
   else:
     needed, whose = local_batch, ' for this host'
-    seed = config.seed + 7919 * jax.process_index()
+    seed = noise.data_seed(config) + 7919 * jax.process_index()
     steps = _stream_steps(source, seed, start_batch, local_batch)
     image_of = lambda record: decoding.preprocess(  # Of an encoded record.
         source.decode(record), size, channels)
@@ -211,6 +213,19 @@ def create_dataset(config: Any, start_batch: int = 0,
         lambda batches: tf.transpose(batches, (1, 0, 2, 3, 4, 5)))
   ds = ds.prefetch(tf.data.AUTOTUNE)
   return ds.as_numpy_iterator(), num_examples
+
+
+def create_datasets(configs: list[Any], start_batch: int = 0,
+                    batches_per_step: int = 1
+                    ) -> tuple[Iterator[np.ndarray], int]:
+  """`create_dataset` of each config (a sweep's members with their own data
+  order), their batches stacked on an axis after the devices' (local_devices,
+  members, ...)."""
+  streams = [create_dataset(config, start_batch, batches_per_step)
+             for config in configs]
+  batches = (np.stack(step, axis=1)
+             for step in zip(*(stream for stream, _ in streams)))
+  return batches, streams[0][1]
 
 
 def _spans(rows: np.ndarray) -> str:

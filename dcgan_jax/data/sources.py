@@ -19,6 +19,7 @@ import tensorflow_datasets as tfds
 from dcgan_jax.data import decoding
 from dcgan_jax.data import idx_files
 from dcgan_jax.data import image_files
+from dcgan_jax.gan import noise
 from dcgan_jax.output import paths
 
 FAKE_DATASET_SIZE = 1024
@@ -178,7 +179,7 @@ def open_source(config: Any, split: str, labeled: bool = False,
   """The records of config.data's dataset.
 
   Args:
-    config: uses `seed` and the `data` fields.
+    config: uses the `data` fields (and `seed`: `noise.data_seed`).
     split: TFDS split, or for labeled folders and Debian's files 'train' or
       'test'.
     labeled: whether labels are needed (raises ValueError if there are none).
@@ -192,7 +193,8 @@ def open_source(config: Any, split: str, labeled: bool = False,
       raise ValueError("config.data.name='fake' has no labels to train a "
                        'classifier on.')
     size, channels = config.data.image_size, config.data.channels
-    return _array_source(np.random.default_rng(config.seed).integers(
+    rng = np.random.default_rng(noise.data_seed(config))
+    return _array_source(rng.integers(
         0, 256, (FAKE_DATASET_SIZE, size, size, channels), dtype=np.uint8))
   if name == 'folder':
     return _folder_source(config, split, labeled)

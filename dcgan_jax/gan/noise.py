@@ -21,6 +21,14 @@ def run_keys(seed: Any) -> tuple[jax.Array, jax.Array]:
   return init_rng, step_rng
 
 
+def data_seed(config: Any) -> int:
+  """The seed of the data order (shuffling, flips, random images):
+  config.data.seed, or config.seed where that is -1 or absent. A sweep's
+  members share it, so they read the same batches."""
+  seed = config.data.get('seed', -1)
+  return config.seed if seed == -1 else seed
+
+
 def device_slice(draw: Callable[[int], jax.Array], batch_size: int,
                  axis_name: Optional[str]) -> jax.Array:
   """This device's batch_size rows of one global draw(rows)."""

@@ -76,7 +76,7 @@ def check(config: Any, differentiable: bool = False) -> Optimizer:
 
 
 def create_optimizer(config: Any, learning_rate: float,
-                     differentiable: bool = False
+                     differentiable: bool = False, injected: bool = False
                      ) -> optax.GradientTransformation:
   """config.optim.name's optimizer at this learning rate.
 
@@ -84,10 +84,17 @@ def create_optimizer(config: Any, learning_rate: float,
     config: uses the `optim` keys (absent ones: OPTIM_DEFAULTS).
     learning_rate: optim.lr_g or optim.lr_d.
     differentiable: the update will be differentiated (unrolled D updates).
+    injected: the learning rate is held in the optimizer's state
+      (`optax.inject_hyperparams`), where a sweep gives each member its own.
 
   Raises:
     ValueError: as `check`.
   """
   optimizer = check(config, differentiable)
   optim = type(config.optim)({**OPTIM_DEFAULTS, **config.optim})
+  if injected:
+    return optax.inject_hyperparams(
+        lambda learning_rate: optimizer.build(optim, learning_rate,
+                                              differentiable)
+    )(learning_rate=learning_rate)
   return optimizer.build(optim, learning_rate, differentiable)

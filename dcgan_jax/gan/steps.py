@@ -165,7 +165,7 @@ def _g_update(g_state: GeneratorState, d_state: TrainState, fake: jax.Array,
   metrics = _pmean({'g_loss': loss,
                     **_output_metrics(objective, fake_after=out)}, axis_name)
   g_state = g_state.apply_gradients(grads=grads, batch_stats=g_batch_stats)
-  if recipe.ema_decay:
+  if recipe.uses_ema:
     g_state = ema.update_ema(g_state, recipe.ema_decay)
   return g_state, metrics
 

@@ -24,6 +24,11 @@ _PENALTY_WITH_BATCH_NORM = (
     'the whole batch.')
 
 
+def _known(value: Any) -> bool:
+  """Whether a value is known now, not traced."""
+  return not isinstance(value, jax.core.Tracer)
+
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
   """How the steps train; hashable, so it can be a static argument.
@@ -40,6 +45,9 @@ class Recipe:
       updated after each G update and warmed up (`ema.ema_decay_at`); 0 = off.
     d_joint_batch: D's update passes real and fake images through D as one
       batch (one set of BatchNorm statistics), not as two.
+
+  gp_weight and ema_decay may be traced values (a sweep's per-member
+  hyperparameters, `gan.sweep`); a traced ema_decay means EMA is on.
   """
   objective: str = 'non_saturating'
   gp_weight: float = 10.0
@@ -57,10 +65,10 @@ class Recipe:
     if not isinstance(self.unroll_steps, int) or self.unroll_steps < 0:
       raise ValueError(f'config.unroll_steps={self.unroll_steps} must be an '
                        'integer >= 0.')
-    if not 0.0 <= self.ema_decay < 1.0:
+    if _known(self.ema_decay) and not 0.0 <= self.ema_decay < 1.0:
       raise ValueError(f'config.ema_decay={self.ema_decay} must be in [0, 1) '
                        '(0 = no EMA).')
-    if self.gp_weight < 0:
+    if _known(self.gp_weight) and self.gp_weight < 0:
       raise ValueError(f'config.gp_weight={self.gp_weight} must be >= 0.')
     if not 0.0 <= self.label_smoothing < 1.0:
       raise ValueError(f'config.label_smoothing={self.label_smoothing} must '
@@ -70,6 +78,10 @@ class Recipe:
           f'config.label_smoothing={self.label_smoothing} applies to the '
           f'objectives whose D outputs a probability, not to '
           f'config.objective={self.objective!r}.')
+
+  @property
+  def uses_ema(self) -> bool:
+    return not _known(self.ema_decay) or self.ema_decay > 0
 
   @property
   def objective_fns(self) -> losses.Objective:

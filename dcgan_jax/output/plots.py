@@ -1,4 +1,5 @@
-"""PNG plots of a run, a GIF of its fixed-noise grids and a real-vs-fake
+"""PNG plots of a run (a sweep's as its members' mean with a band of +- one
+standard deviation), a GIF of its fixed-noise grids and a real-vs-fake
 figure (a batch of training images beside the latest fixed-noise grid), in
 workdir/plots. Training writes them at its end; `python -m dcgan_jax.plots`
 redraws them at any time.
@@ -47,10 +48,24 @@ def _training_panels(series: dict[str, Any]
             if any(name in series for name, _ in lines)]
   known = {name for _, lines in TRAINING_PANELS for name, _ in lines}
   evaluated = _metric_names(series)
+  # A sweep's per-member series and spreads ('NAME/...') go with NAME.
   others = sorted(name for name in series
                   if name not in known and name not in NOT_PLOTTED and
+                  '/' not in name and
                   name.removesuffix('_std') not in evaluated)
   return panels + [(name, ((name, name),)) for name in others]
+
+
+def _plot_with_spread(axis: Any, series: dict[str, Any], name: str,
+                      label: str | None = None, **style: Any) -> None:
+  """NAME's line; in a sweep the members' mean, with a band of +- their
+  standard deviation."""
+  steps, values = series[name]
+  line, = axis.plot(steps, values, label=label, **style)
+  if f'{name}/std' in series:
+    spread = series[f'{name}/std'][1]
+    axis.fill_between(steps, values - spread, values + spread,
+                      color=line.get_color(), alpha=0.25, linewidth=0)
 
 
 def real_images_path(workdir: paths.PathLike) -> paths.epath.Path:
@@ -82,7 +97,7 @@ def write_plots(workdir: paths.PathLike) -> list[str]:
     for axis, (title, lines) in zip(axes[0], panels):
       for name, label in lines:
         if name in series:
-          axis.plot(*series[name], label=label)
+          _plot_with_spread(axis, series, name, label)
       axis.set_title(title)
       axis.set_xlabel('step')
       if axis.lines:
@@ -96,11 +111,13 @@ def write_plots(workdir: paths.PathLike) -> list[str]:
                                 figsize=(5 * len(evaluated), 4),
                                 squeeze=False)
     for axis, name in zip(axes[0], evaluated):
-      steps, values = series[name]
-      if f'{name}_std' in series:
-        axis.errorbar(steps, values, yerr=series[f'{name}_std'][1], marker='o')
+      if f'{name}/std' in series:
+        _plot_with_spread(axis, series, name, marker='o')
+      elif f'{name}_std' in series:
+        axis.errorbar(*series[name], yerr=series[f'{name}_std'][1],
+                      marker='o')
       else:
-        axis.plot(steps, values, marker='o')
+        axis.plot(*series[name], marker='o')
       axis.set_title(name)
       axis.set_xlabel('step')
     _save(figure, out / 'metrics.png')

@@ -30,6 +30,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from dcgan_jax.gan import ema
+from dcgan_jax.gan import sweep
 from dcgan_jax.gan import train_states
 from dcgan_jax.output import paths
 from dcgan_jax.run import config_schema
@@ -82,9 +83,11 @@ def save(manager: ocp.CheckpointManager, step: int,
   """
   state = jax.device_get({'g': g_state, 'd': d_state,
                           'rng': jax.random.key_data(rng)})
+  # A sweep's members step together: any member's count is the run's.
+  batches = int(np.ravel(jax.device_get(d_state.step))[0])
   meta = {'config': config.to_dict(),
-          'data': {'step': step, 'examples_seen': int(jax.device_get(
-              d_state.step)) * config.batch_size}}
+          'data': {'step': step,
+                   'examples_seen': batches * config.batch_size}}
   try:
     manager.save(step, metrics=metrics, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
@@ -304,10 +307,20 @@ def load_generator(workdir: paths.PathLike, step: Optional[int] = None,
   With EMA weights and BatchNorm, their statistics are computed again as
   training computed them at that step (the same z), so that checkpoints of
   code that averaged the statistics sample as well as newer ones.
+
+  Raises:
+    config_schema.ConfigError: for a sweep's checkpoint (the commands then
+      end with its sentence: extract a member first).
   """
   manager = create_manager(workdir, read_only=True, best_metric=best_metric)
   step = latest_step_or_raise(manager, workdir, step)
   config = restore_config(manager, step)
+  if sweep.members(config):
+    raise config_schema.ConfigError(
+        f'{manager.directory / str(step)} holds a sweep of '
+        f'{len(sweep.members(config))} members: take one out with `python -m '
+        f'dcgan_jax.sweep extract --workdir={workdir} --member=K --out=DIR` '
+        'and use DIR.')
   g_state, d_state = train_states.create_train_states(config, jax.random.key(0))
   g_state, _, rng = restore(manager, step, g_state, d_state,
                             jax.random.key(0))

@@ -15,6 +15,7 @@ import ml_collections
 
 from dcgan_jax.evaluation import metrics
 from dcgan_jax.gan import optimizers
+from dcgan_jax.gan import sweep
 from dcgan_jax.gan import train_states
 from dcgan_jax.models import registry
 from dcgan_jax.run import hosts
@@ -24,7 +25,8 @@ from dcgan_jax.run import hosts
 PROTECTED_KEYS = ('data.name', 'data.image_size', 'data.channels',
                   'model.name', 'model.nz', 'model.ngf', 'model.ndf',
                   'model.d_norm', 'model.upsample', 'optim.name',
-                  'objective')
+                  'objective',
+                  *(f'sweep.{name}' for name in ('seeds', *sweep.AXES)))
 # Keys added after runs were saved without them, and the value those runs had.
 ADDED_KEYS = {**{f'model.{k}': v for k, v in registry.MODEL_DEFAULTS.items()},
               **{f'optim.{k}': v
@@ -32,7 +34,9 @@ ADDED_KEYS = {**{f'model.{k}': v for k, v in registry.MODEL_DEFAULTS.items()},
               'objective': 'non_saturating', 'd_joint_batch': False,
               'eval.pr_k': 3, 'eval.dc_k': 5, 'eval.is_splits': 10,
               'eval.resize': 'pytorch', 'eval.reference_stats': '',
-              'trackers': '', 'ema_stats_batches': 16}
+              'trackers': '', 'ema_stats_batches': 16, 'data.seed': -1,
+              **{f'sweep.{name}': '' for name in ('seeds', *sweep.AXES)},
+              'sweep.own_data': False}
 # Keys renamed since runs were saved: old name -> new name.
 RENAMED_KEYS = {'num_samples': 'grid_images'}
 
@@ -69,6 +73,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     'data.max_bad_fraction': (lambda v: 0 <= v <= 1, 'in [0, 1]'),
     'data.cache_mb': (lambda v: v >= 0, '>= 0 (0: no cache)'),
     'data.prefetch_to_device': (lambda v: v >= 0, '>= 0'),
+    'data.seed': (lambda v: v >= -1, '>= 0, or -1 for seed'),
 }
 
 
@@ -84,6 +89,8 @@ def upgrade(saved: dict[str, Any]) -> ml_collections.ConfigDict:
     *parents, leaf = key.split('.')
     node = config
     for parent in parents:
+      if parent not in node:
+        node[parent] = ml_collections.ConfigDict()
       node = node[parent]
     if leaf not in node:
       node[leaf] = value
@@ -118,10 +125,46 @@ def closest_keys(key: str, known: Iterable[str]) -> list[str]:
 
 def unknown_key_error(key: str, known: Iterable[str]) -> str:
   """The sentence for a config key that is not in the config."""
+  known = list(known)
+  leaf = key.removeprefix('sweep.')
+  if leaf != key and any(k.rsplit('.', 1)[-1] == leaf for k in known):
+    return (f'config.{key}: {leaf} cannot be a sweep axis (it changes the '
+            'program, or is not a number a step can take per member); '
+            'train a run or sweep per value. The axes: sweep.seeds, '
+            f'{", ".join(f"sweep.{name}" for name in sweep.AXES)}.')
   close = closest_keys(key, known)
   hint = (f'the closest known keys: {", ".join(close)}' if close
           else 'see configs/default.py for the keys')
   return f'config.{key} is not a config key; {hint}.'
+
+
+def _check_ranges(config: ml_collections.ConfigDict, where: str) -> None:
+  flat = flat_config(config)
+  for key, (test, requirement) in RANGES.items():
+    if key in flat and not test(flat[key]):
+      raise ValueError(f'config.{key}={flat[key]!r}{where} must be '
+                       f'{requirement}.')
+
+
+def _check_sweep(config: ml_collections.ConfigDict) -> None:
+  """Each member's values in range, and axes the objective has."""
+  listed = sweep.members(config)
+  if not listed:
+    return
+  if sweep.own_data(config) and config.data.get('seed', -1) != -1:
+    raise ValueError(
+        f'config.data.seed={config.data.seed} with config.sweep.own_data: '
+        'each member reads in its own seed\'s order; set data.seed=-1, or '
+        'own_data=False for one shared order.')
+  for k, member in enumerate(listed):
+    values = {key: value for key, value in member.items() if key != 'seed'}
+    _check_ranges(sweep.member_config(config, k),
+                  f' (sweep member {k}: {values})' if values else '')
+  recipe = train_states.Recipe.from_config(sweep.member_config(config, 0))
+  if 'gp_weight' in listed[0] and not recipe.objective_fns.gradient_penalty:
+    raise ValueError(
+        f'config.sweep.gp_weight: config.objective={recipe.objective!r} has '
+        'no gradient penalty to weigh.')
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -134,12 +177,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   # clu's writers import TensorFlow, which checkpoints and sampling, also
   # users of this module, do without.
   from dcgan_jax.output import trackers  # pylint: disable=g-import-not-at-top
-  flat = flat_config(config)
   try:
-    for key, (test, requirement) in RANGES.items():
-      if key in flat and not test(flat[key]):
-        raise ValueError(f'config.{key}={flat[key]!r} must be '
-                         f'{requirement}.')
+    _check_ranges(config, '')
     if config.num_train_steps == -1 and config.num_epochs <= 0:
       raise ValueError(f'config.num_epochs={config.num_epochs} must be '
                        'positive when config.num_train_steps is -1.')
@@ -148,6 +187,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     recipe = train_states.Recipe.from_config(config)
     optimizers.check(config, differentiable=recipe.unroll_steps > 0)
     hosts.local_batch_layout(config.batch_size)
+    _check_sweep(config)
     metrics.metric_names(config)
     trackers.tracker_names(config)
   except ConfigError:

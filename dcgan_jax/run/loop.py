@@ -6,6 +6,8 @@ device), logs metrics to TensorBoard, the log and metrics.jsonl, writes
 fixed-noise sample grids, evaluates config.eval.metrics (keeping the best
 checkpoint by them) and keeps Orbax checkpoints; a run started on a workdir
 with checkpoints resumes from the latest one. At the end it draws plots/.
+With config.sweep it trains a sweep's members together (`gan.sweep`,
+`members`).
 On several processes every process trains and process 0 alone writes files
 (`hosts`).
 """
@@ -13,9 +15,7 @@ On several processes every process trains and process 0 alone writes files
 import contextlib
 import dataclasses
 import functools
-import signal
-import threading
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 import uuid
 
 from absl import logging
@@ -34,6 +34,7 @@ from dcgan_jax.gan import ema
 from dcgan_jax.gan import forward
 from dcgan_jax.gan import noise
 from dcgan_jax.gan import steps
+from dcgan_jax.gan import sweep
 from dcgan_jax.gan import train_states
 from dcgan_jax.output import images
 from dcgan_jax.output import metrics_file
@@ -43,6 +44,7 @@ from dcgan_jax.output import trackers
 from dcgan_jax.run import checkpoint
 from dcgan_jax.run import config_schema
 from dcgan_jax.run import hosts
+from dcgan_jax.run import members
 from dcgan_jax.run import schedule as schedule_lib
 
 AXIS = 'batch'
@@ -85,11 +87,12 @@ def _raise_if_non_finite(step_metrics: list[tuple[int, Any]],
   """Stops the run at the first step whose metrics are not all finite."""
   for step, metrics in step_metrics:
     for name, value in sorted(metrics.items()):
+      value = np.ravel(value)
       if not np.all(np.isfinite(value)):
         raise FloatingPointError(
-            f'{name} is {np.ravel(value)[0]} at step {step}: training '
-            f'diverged. No checkpoint holds it; the last one saved is step '
-            f'{last_saved} in {checkpoint.checkpoint_dir(workdir)}.')
+            f'{name} is {value[~np.isfinite(value)][0]} at step {step}: '
+            'training diverged. No checkpoint holds it; the last one saved '
+            f'is step {last_saved} in {checkpoint.checkpoint_dir(workdir)}.')
 
 
 def _on_device_axis(step: Callable[..., Any]) -> Callable[..., Any]:
@@ -103,52 +106,29 @@ def _on_device_axis(step: Callable[..., Any]) -> Callable[..., Any]:
   return run
 
 
-class _StopOnSignal:
-  """Turns SIGTERM and SIGINT into a request to checkpoint and stop.
-
-  Only in a single-process run: on several hosts JAX's own preemption
-  notifier handles SIGTERM and Orbax's sync point picks a common step.
-  """
-
-  def __init__(self):
-    self.signal_name = None
-    self._previous = {}
-
-  def __enter__(self):
-    if (jax.process_count() == 1 and
-        threading.current_thread() is threading.main_thread()):
-      for signum in (signal.SIGTERM, signal.SIGINT):
-        self._previous[signum] = signal.signal(signum, self._handle)
-    return self
-
-  def _handle(self, signum, frame):
-    del frame
-    self.signal_name = signal.Signals(signum).name
-    logging.warning('Received %s: saving a checkpoint after this step, then '
-                    'stopping.', self.signal_name)
-
-  def __exit__(self, *exc_info):
-    for signum, handler in self._previous.items():
-      signal.signal(signum, handler)
-
-
 def _compile_updates(config: ml_collections.ConfigDict,
-                     recipe: train_states.Recipe
+                     recipe: train_states.Recipe, stacked: bool
                      ) -> tuple[Callable[..., Any], Callable[..., Any]]:
   """(train step, EMA statistics recomputation) on replicated states:
   pmapped over the local devices, the global batch split over every device
   of every host; on a single device jitted on the same layout instead,
-  where pmap's collectives over one device cost time."""
+  where pmap's collectives over one device cost time. With `stacked`
+  (a sweep) both are vmapped over the members inside, the batch shared
+  (with sweep.own_data, one per member)."""
+  train_step = functools.partial(steps.train_step, recipe=recipe)
   recompute_ema_stats = functools.partial(
       ema.recompute_ema_batch_stats, num_batches=config.ema_stats_batches,
       batch_size=config.batch_size // jax.device_count())
+  if stacked:
+    train_step = functools.partial(
+        sweep.sweep_step, recipe=recipe,
+        hyperparameters=sweep.step_hyperparameters(config),
+        batch_per_member=sweep.own_data(config))
+    recompute_ema_stats = sweep.over_members(recompute_ema_stats)
   if jax.device_count() == 1:
-    return (jax.jit(_on_device_axis(functools.partial(steps.train_step,
-                                                      recipe=recipe)),
-                    donate_argnums=(0, 1)),
+    return (jax.jit(_on_device_axis(train_step), donate_argnums=(0, 1)),
             jax.jit(_on_device_axis(recompute_ema_stats), donate_argnums=0))
-  return (jax.pmap(functools.partial(steps.train_step, axis_name=AXIS,
-                                     recipe=recipe),
+  return (jax.pmap(functools.partial(train_step, axis_name=AXIS),
                    axis_name=AXIS, in_axes=(0, 0, 0, None),
                    donate_argnums=(0, 1)),
           jax.pmap(functools.partial(recompute_ema_stats, axis_name=AXIS),
@@ -190,6 +170,7 @@ def _raise_if_non_finite_parameters(states: Any, step: int, last_saved: int,
 
 
 _generate = jax.jit(forward.generate)
+_generate_members = jax.jit(jax.vmap(forward.generate, in_axes=(0, None)))
 
 
 @dataclasses.dataclass
@@ -213,13 +194,22 @@ class _Run:
   train_step: Callable[..., Any]
   recompute_ema_stats: Callable[..., Any]
   grid_z: jax.Array
+  seeds: Optional[list[int]]  # Each sweep member's seed; None: one run.
 
   def write_samples(self, step: int) -> None:
-    """Process 0's grid of G(image_z(config.seed, i)), i < grid_images."""
+    """Process 0's grid of G(image_z(config.seed, i)), i < grid_images; in
+    a sweep a row per member, all of the same z."""
     if not hosts.is_chief():
       return
-    grid = images.make_grid(images.to_uint8(_generate(
-        jax_utils.unreplicate(self.g_state), self.grid_z)))
+    g_state = jax_utils.unreplicate(self.g_state)
+    if self.seeds:
+      columns = max(1, len(self.grid_z) // len(self.seeds))
+      fakes = _generate_members(g_state, self.grid_z[:columns])
+      grid = images.make_grid(images.to_uint8(
+          fakes.reshape(-1, *fakes.shape[2:])), ncols=columns)
+    else:
+      grid = images.make_grid(images.to_uint8(_generate(g_state,
+                                                        self.grid_z)))
     images.save_png(paths.path(self.workdir) / 'samples' / f'{step:07d}.png',
                     grid)
     self.writer.write_images(step, {'samples': grid[None]})
@@ -240,9 +230,17 @@ def _start(config: ml_collections.ConfigDict,
   evaluator = (evaluation.Evaluator(config)
                if evaluation.metric_names(config) else None)
 
-  init_rng, step_rng = noise.run_keys(config.seed)
-  recipe = train_states.Recipe.from_config(config)
-  g_state, d_state = train_states.create_train_states(config, init_rng)
+  listed = sweep.members(config)
+  seeds = [member['seed'] for member in listed] if listed else None
+  # A sweep's members share what is not swept: member 0's config shows it.
+  recipe = train_states.Recipe.from_config(
+      sweep.member_config(config, 0) if listed else config)
+  if seeds:
+    _, step_rng = sweep.member_keys(seeds)
+    g_state, d_state = sweep.create_member_states(config)
+  else:
+    init_rng, step_rng = noise.run_keys(config.seed)
+    g_state, d_state = train_states.create_train_states(config, init_rng)
   manager = checkpoint.create_manager(
       workdir, max_to_keep=config.max_checkpoints_to_keep)
   restored = checkpoint.restore_latest_good(manager, workdir, config, g_state,
@@ -256,9 +254,15 @@ def _start(config: ml_collections.ConfigDict,
   if not start_step:
     writer.write_hparams(config_schema.flat_config(config))
 
-  # D's step counts the batches read, whatever n_critic was before.
-  train_iter, num_examples = input_pipeline.create_dataset(
-      config, start_batch=int(d_state.step), batches_per_step=recipe.n_critic)
+  # D's step counts the batches read, whatever n_critic was before; a
+  # sweep's members read the same ones, or with own_data each its seed's.
+  data = dict(start_batch=int(np.ravel(d_state.step)[0]),
+              batches_per_step=recipe.n_critic)
+  if listed and sweep.own_data(config):
+    train_iter, num_examples = input_pipeline.create_datasets(
+        [sweep.member_config(config, k) for k in range(len(listed))], **data)
+  else:
+    train_iter, num_examples = input_pipeline.create_dataset(config, **data)
   total_steps = num_train_steps(config, num_examples)
   epoch_steps = steps_per_epoch(config, num_examples)
   best_manager = None
@@ -266,7 +270,8 @@ def _start(config: ml_collections.ConfigDict,
     metric = evaluation.best_metric(config)
     best_manager = checkpoint.create_manager(
         workdir, best_metric=metric, best_mode=evaluation.best_mode(metric))
-  train_step, recompute_ema_stats = _compile_updates(config, recipe)
+  train_step, recompute_ema_stats = _compile_updates(config, recipe,
+                                                     stacked=bool(seeds))
   return _Run(
       config=config, workdir=workdir, recipe=recipe,
       g_state=jax_utils.replicate(g_state),
@@ -280,7 +285,28 @@ def _start(config: ml_collections.ConfigDict,
       epoch_steps=epoch_steps, train_step=train_step,
       recompute_ema_stats=recompute_ema_stats,
       grid_z=noise.image_z(config.seed, np.arange(config.grid_images),
-                           config.model.nz))
+                           config.model.nz), seeds=seeds)
+
+
+def _evaluate(run: _Run, step: int, states: tuple[Any, Any]) -> None:
+  """Evaluates G, logs the results and offers the checkpoint to the best
+  slot; in a sweep, evaluates every member and offers the best member's
+  checkpoint as that of the single run it computes (`evaluate --best`
+  reads it as any run's)."""
+  if not run.seeds:
+    results = run.evaluator(run.g_state)
+    run.writer.write_scalars(step, results)
+    checkpoint.save(run.best_manager, step, *states, run.step_rng, run.config,
+                    metrics=results)
+    return
+  metric = evaluation.best_metric(run.config)
+  summary, best, results = members.evaluate(
+      run.evaluator, run.g_state, len(run.seeds), metric,
+      evaluation.best_mode(metric))
+  run.writer.write_scalars(step, summary)
+  checkpoint.save(run.best_manager, step,
+                  *members.single_run_states(*states, run.step_rng, best),
+                  sweep.member_config(run.config, best), metrics=results)
 
 
 def _train(run: _Run) -> None:
@@ -298,7 +324,7 @@ def _train(run: _Run) -> None:
     run.write_samples(0)
   pending_metrics = []  # (step, metrics) not yet fetched from the devices.
   last_saved = run.start_step
-  with _StopOnSignal() as stop:
+  with schedule_lib.StopOnSignal() as stop:
     for step in range(run.start_step + 1, run.schedule.total_steps + 1):
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
         batch = next(run.train_iter)
@@ -309,6 +335,8 @@ def _train(run: _Run) -> None:
           if jax.process_count() == 1:
             run.train_step = runtime.compile_now(
                 run.train_step, run.g_state, run.d_state, batch, run.step_rng)
+            if run.seeds:
+              members.check_memory(run.train_step, len(run.seeds))
         run.g_state, run.d_state, metrics = run.train_step(
             run.g_state, run.d_state, batch, run.step_rng)
       pending_metrics.append((step, metrics))
@@ -321,8 +349,7 @@ def _train(run: _Run) -> None:
         fetched = jax.device_get(pending_metrics)
         _raise_if_non_finite(fetched, last_saved, workdir)
       if do.log:
-        summary = {k: float(np.mean([m[k] for _, m in fetched]))
-                   for k in fetched[0][1]}
+        summary = members.summarize_steps(fetched, bool(run.seeds))
         summary['epoch'] = step / run.epoch_steps
         run.writer.write_scalars(step, summary)
         pending_metrics = []
@@ -337,10 +364,7 @@ def _train(run: _Run) -> None:
         checkpoint.save(run.manager, step, *states, run.step_rng, config)
         last_saved = step
       if do.evaluate:
-        results = run.evaluator(run.g_state)
-        run.writer.write_scalars(step, results)
-        checkpoint.save(run.best_manager, step, *states, run.step_rng, config,
-                        metrics=results)
+        _evaluate(run, step, states)
       if do.stop:
         logging.info('Stopped at step %d (%s) after saving its checkpoint.',
                      step, stop.signal_name or 'preemption')

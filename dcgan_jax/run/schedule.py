@@ -1,7 +1,13 @@
-"""When the training loop logs, samples, saves, evaluates and stops."""
+"""When the training loop logs, samples, saves, evaluates and stops, and
+the signals that ask it to stop."""
 
 import dataclasses
+import signal
+import threading
 from typing import Any
+
+from absl import logging
+import jax
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,3 +66,32 @@ class Schedule:
         evaluate=bool(self.eval_every) and not stopping and (
             step % self.eval_every == 0 or last),
         stop=stopping)
+
+
+class StopOnSignal:
+  """Turns SIGTERM and SIGINT into a request to checkpoint and stop.
+
+  Only in a single-process run: on several hosts JAX's own preemption
+  notifier handles SIGTERM and Orbax's sync point picks a common step.
+  """
+
+  def __init__(self):
+    self.signal_name = None
+    self._previous = {}
+
+  def __enter__(self):
+    if (jax.process_count() == 1 and
+        threading.current_thread() is threading.main_thread()):
+      for signum in (signal.SIGTERM, signal.SIGINT):
+        self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.signal_name = signal.Signals(signum).name
+    logging.warning('Received %s: saving a checkpoint after this step, then '
+                    'stopping.', self.signal_name)
+
+  def __exit__(self, *exc_info):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)

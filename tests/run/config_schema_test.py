@@ -38,6 +38,17 @@ from tests.conftest import REPO
      r'of adam, rmsprop\.'),
     ('dtype', 'float16', r"config.dtype='float16' is not known; choose one of "
      r'float32, bfloat16\.'),
+    ('sweep.seeds', 'many', r"config.sweep.seeds='many' must be a number of "
+     r'members'),
+    ('sweep.seeds', '0', r"config.sweep.seeds='0' must be a number"),
+    ('sweep.seeds', '1,1', r"config.sweep.seeds='1,1' repeats a seed"),
+    ('sweep.lr_g', '1e-4,-1', r'config.optim.lr_g=-1.0 \(sweep member 1: '
+     r"\{'optim.lr_g': -1.0\}\) must be positive"),
+    ('sweep.ema_decay', '0,0.999', r'config.sweep.ema_decay=.*every value '
+     r'must be > 0'),
+    ('sweep.gp_weight', '1,10', r"config.sweep.gp_weight: "
+     r"config.objective='non_saturating' has no gradient penalty"),
+    ('data.seed', -2, r'config.data.seed=-2 must be >= 0, or -1'),
 ])
 def test_validate_refuses_values_a_run_cannot_use(key, value, message):
   config = load_config('test')
@@ -90,8 +101,10 @@ def test_old_configs_gain_added_keys_and_renamed_ones():
   old = load_config('test').to_dict()
   del old['trackers'], old['model']['d_norm'], old['grid_images']
   old['num_samples'] = 36
+  del old['sweep'], old['data']['seed']
   config = config_schema.upgrade(old)
   assert config.trackers == '' and config.model.d_norm == 'batch'
+  assert config.sweep.seeds == '' and config.data.seed == -1
   assert config.grid_images == 36 and 'num_samples' not in config
   assert isinstance(config, ml_collections.ConfigDict)
 
@@ -103,6 +116,11 @@ def test_old_configs_gain_added_keys_and_renamed_ones():
      'config key; the closest known keys: data.image_size'),
     (['--config=configs/missing.py'], 'Error: --config=configs/missing.py: '
      'no such file.'),
+    (['--config.sweep.objective=hinge'], 'Error: config.sweep.objective: '
+     'objective cannot be a sweep axis (it changes the program, or is not a '
+     'number a step can take per member); train a run or sweep per value. '
+     'The axes: sweep.seeds, sweep.lr_g, sweep.lr_d, sweep.ema_decay, '
+     'sweep.gp_weight.'),
 ])
 def test_config_flag_mistakes_are_one_sentence(argv, message, monkeypatch):
   monkeypatch.chdir(REPO)

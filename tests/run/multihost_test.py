@@ -90,7 +90,8 @@ def _config_flags(config):
           for key, value in config_schema.flat_config(config).items()
           if key.split('.')[0] in ('data', 'eval', 'num_train_steps',
                                    'checkpoint_every_steps',
-                                   'eval_every_steps', 'log_every_steps')]
+                                   'eval_every_steps', 'log_every_steps',
+                                   'sweep')]
 
 
 def _load(workdir, step):
@@ -184,6 +185,20 @@ def test_two_processes_train_like_one_and_resume_across_topologies(
   for p in (0, 1):
     assert re.search(r'Resumed from \S+/checkpoints/3 at step 3', run.log(p))
   _assert_close(_load(resumed, 6), states)
+
+
+@pytest.mark.slow
+def test_a_sweep_on_two_processes_trains_like_one(tmp_path):
+  config = _config(tmp_path)
+  config.eval.metrics = ''
+  config.sweep.seeds = '2'
+  config.sweep.lr_d = '2e-4,4e-4'
+  two = str(tmp_path / 'two')
+  run = _Run(tmp_path, 'two', f'--workdir={two}', *_config_flags(config))
+  assert run.wait() == [0, 0], run.log(0)[-3000:] + run.log(1)[-3000:]
+  one = loop.train_and_evaluate(config, str(tmp_path / 'one'))
+  _assert_close(_load(two, 6), one)
+  assert 'd_loss/member_3' in metrics_file.read(two)
 
 
 @pytest.mark.slow
