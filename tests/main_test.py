@@ -212,6 +212,6 @@ def test_resumed_run_ends_where_an_uninterrupted_run_does(tmp_path, recipe):
 def test_command_line_modules_import_together():
   # Each defines its flags only when run as a program.
   for name in ('main', 'sample', 'evaluate', 'explore', 'plots',
-               'train_classifier', 'convert_inception'):
+               'train_classifier', 'convert_inception', 'sweep', 'compare'):
     importlib.import_module(f'dcgan_jax.{name}')
   assert not {'workdir', 'out', 'images', 'config'} & set(flags.FLAGS)

@@ -5,6 +5,8 @@ and saved as its single run would be; resumed exactly; taken out with
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -22,6 +24,7 @@ from dcgan_jax.run import config_schema
 from dcgan_jax.run import loop
 from dcgan_jax.run import members
 from tests.conftest import eval_config
+from tests.conftest import REPO
 from tests.conftest import restore_checkpoint
 
 
@@ -85,8 +88,12 @@ def test_a_sweep_run_is_its_members_single_runs(tmp_path):
   # Extracted, member 3 is a single run's checkpoint: it loads as one and
   # trains on as one.
   extracted = str(tmp_path / 'extracted')
-  step, _ = members.extract(workdir, 3, extracted)
-  assert step == 4
+  result = subprocess.run(
+      [sys.executable, '-m', 'dcgan_jax.sweep', 'extract',
+       f'--workdir={workdir}', '--member=3', f'--out={extracted}'],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'Member 3 (seed 1) at step 4' in result.stdout
   _assert_close(restore_checkpoint(extracted, 4)[:2], member, atol=0)
   assert checkpoint.load_generator(extracted)[1].seed == 1
   with pytest.raises(ValueError, match='holds a sweep'):
