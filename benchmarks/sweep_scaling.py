@@ -9,6 +9,10 @@ memory (RSS on CPU, device memory on an accelerator) is its own; the
 members share each step's real batch, as a sweep's do.
 
   python benchmarks/sweep_scaling.py [--sizes 32x1 64x3] [--members 1 2 4 8 16]
+      [--model dcgan]
+
+With another --model (dcgan_upsample, keras_dcgan, mlp) the reference is
+its sweep of 1: `step_throughput` times `dcgan` alone.
 """
 
 import argparse
@@ -25,7 +29,8 @@ from benchmarks import step_throughput
 
 
 def time_sweep(size: int, channels: int, members: int, batch: int,
-               warmup: int, repeats: int, width: int = 64) -> dict:
+               warmup: int, repeats: int, width: int = 64,
+               model: str = 'dcgan') -> dict:
   """Times one jitted `sweep.sweep_step` of `members` members (states
   donated), after `warmup` untimed steps: its times and memory."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -36,7 +41,7 @@ def time_sweep(size: int, channels: int, members: int, batch: int,
 
   config = ml_collections.ConfigDict({
       'data': {'image_size': size, 'channels': channels},
-      'model': {'nz': 100, 'ngf': width, 'ndf': width},
+      'model': {'name': model, 'nz': 100, 'ngf': width, 'ndf': width},
       'optim': {'lr_g': 2e-4, 'lr_d': 2e-4, 'b1': 0.5, 'b2': 0.999}})
   seeds = list(range(members))
   states = list(sweep.create_member_states(config, seeds))
@@ -64,7 +69,7 @@ def _child(spec: str, members: int, args) -> dict | None:
   command = [sys.executable, os.path.abspath(__file__), '--worker',
              '--sizes', spec, '--members', str(members),
              '--batch', str(args.batch), '--warmup', str(args.warmup),
-             '--repeats', str(args.repeats)]
+             '--repeats', str(args.repeats), '--model', args.model]
   from dcgan_jax.cpu import runtime  # pylint: disable=g-import-not-at-top
   environ = runtime.huge_pages_environ(dict(os.environ)) or dict(os.environ)
   return step_throughput.worker_result(command, f'{spec}, {members} members',
@@ -80,6 +85,8 @@ def main():
   parser.add_argument('--batch', type=int, default=64)
   parser.add_argument('--warmup', type=int, default=2)
   parser.add_argument('--repeats', type=int, default=5)
+  parser.add_argument('--model', default='dcgan',
+                      help='a name in models.MODELS')
   parser.add_argument('--worker', action='store_true',
                       help='(internal) time one (shape, N) in this process')
   args = parser.parse_args()
@@ -87,17 +94,19 @@ def main():
     size, channels = map(int, args.sizes[0].split('x'))
     step_throughput.print_result(time_sweep(
         size, channels, args.members[0], args.batch, args.warmup,
-        args.repeats))
+        args.repeats, model=args.model))
     return
 
+  print(f'Model {args.model}, batch {args.batch} per member.\n')
   print('| shape | run | ms/step (median) | img/s, all members | '
-        'img/s per member | all members vs one train_step run | '
+        'img/s per member | all members vs the first row | '
         'peak RSS MiB | peak device MiB |')
   print('| --- | --- | --- | --- | --- | --- | --- | --- |')
   for spec in args.sizes:
-    single = step_throughput._child('jax', spec, args.batch, 'float32', args)  # pylint: disable=protected-access
-    rows = [('train_step, one run', 1, single)] + [
-        (f'sweep of {n}', n, _child(spec, n, args)) for n in args.members]
+    rows = [(f'sweep of {n}', n, _child(spec, n, args)) for n in args.members]
+    if args.model == 'dcgan':
+      single = step_throughput._child('jax', spec, args.batch, 'float32', args)  # pylint: disable=protected-access
+      rows.insert(0, ('train_step, one run', 1, single))
     reference = None
     for name, members, result in rows:
       if result is None:

@@ -11,7 +11,8 @@ learning rates in its optimizer state, `optax.inject_hyperparams`; EMA
 decay and penalty weight as the step's arguments), so it computes what
 that run computes; the members share each step's real batch. A sweep step
 is one compiled program under `jax.jit` or, with `axis_name`, inside
-`jax.pmap` (the member axis is vmapped, the device axis pmapped).
+`jax.pmap` (the member axis is vmapped, the device axis pmapped; on CPU
+the members run one after another, `cpu.members`).
 """
 
 import dataclasses
@@ -24,6 +25,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from dcgan_jax.cpu import members as members_lib
 from dcgan_jax.gan import noise
 from dcgan_jax.gan import optimizers
 from dcgan_jax.gan import steps
@@ -140,10 +142,11 @@ def member_config(config: ml_collections.ConfigDict,
 
 
 def over_members(fn: Callable[..., Any]) -> Callable[..., Any]:
-  """fn vmapped over the leading member axis of its positional arguments;
-  keyword arguments are passed to every member."""
+  """fn over the leading member axis of its positional arguments
+  (`cpu.members.over_members`: vmapped, on CPU member by member); keyword
+  arguments are passed to every member."""
   def run(*args, **kwargs):
-    return jax.vmap(functools.partial(fn, **kwargs))(*args)
+    return members_lib.over_members(functools.partial(fn, **kwargs), *args)
   return run
 
 
@@ -219,12 +222,12 @@ def sweep_step(g_states: train_states.GeneratorState,
   each with its own step key and its values of `hyperparameters` (recipe
   fields -> (members,) arrays, `step_hyperparameters`); metrics come back
   per member (leading axis)."""
-  def member_step(g_state, d_state, batch, key, values):
-    return steps.train_step(g_state, d_state, batch, key, axis_name,
+  def member_step(g_state, d_state, key, values, member_batch=batch):
+    return steps.train_step(g_state, d_state, member_batch, key, axis_name,
                             dataclasses.replace(recipe, **values))
-  return jax.vmap(member_step, in_axes=(0, 0, 0 if batch_per_member else None,
-                                        0, 0))(
-      g_states, d_states, batch, step_keys, hyperparameters or {})
+  stacked = (g_states, d_states, step_keys, hyperparameters or {})
+  return members_lib.over_members(
+      member_step, *stacked, *([batch] if batch_per_member else []))
 
 
 def single_run_state(state: Any) -> Any:

@@ -113,8 +113,8 @@ def _compile_updates(config: ml_collections.ConfigDict,
   pmapped over the local devices, the global batch split over every device
   of every host; on a single device jitted on the same layout instead,
   where pmap's collectives over one device cost time. With `stacked`
-  (a sweep) both are vmapped over the members inside, the batch shared
-  (with sweep.own_data, one per member)."""
+  (a sweep) both run over the members inside (`sweep.over_members`), the
+  batch shared (with sweep.own_data, one per member)."""
   train_step = functools.partial(steps.train_step, recipe=recipe)
   recompute_ema_stats = functools.partial(
       ema.recompute_ema_batch_stats, num_batches=config.ema_stats_batches,
@@ -170,7 +170,8 @@ def _raise_if_non_finite_parameters(states: Any, step: int, last_saved: int,
 
 
 _generate = jax.jit(forward.generate)
-_generate_members = jax.jit(jax.vmap(forward.generate, in_axes=(0, None)))
+_generate_members = jax.jit(lambda g_states, z: sweep.over_members(
+    functools.partial(forward.generate, z=z))(g_states))
 
 
 @dataclasses.dataclass
