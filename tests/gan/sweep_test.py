@@ -99,6 +99,7 @@ def test_members_are_the_product_of_the_axes_and_the_seeds():
 
 def test_swept_hyperparameters_give_each_member_its_single_run():
   config = _axes_config(seeds='1')
+  config.sweep.lr_g = '3e-4'  # One value, still traced: not the base 2e-4.
   g_states, d_states = sweep.create_member_states(config)
   _, step_keys = sweep.member_keys([m['seed'] for m in sweep.members(config)])
   step = jax.jit(functools.partial(
@@ -106,12 +107,12 @@ def test_swept_hyperparameters_give_each_member_its_single_run():
       recipe=train_states.Recipe.from_config(sweep.member_config(config, 0))))
   for batch in _batches(config):
     g_states, d_states, metrics = step(g_states, d_states, batch, step_keys)
-  # Member 3 (lr_g 3e-4, gp_weight 10) differs from member 0 in each axis.
-  single = sweep.member_config(config, 3)
+  # Member 1: lr_g 3e-4 and gp_weight 10, against member 0's 1.
+  single = sweep.member_config(config, 1)
   assert (single.optim.lr_g, single.gp_weight) == (3e-4, 10.0)
   expected = _single_run(single, single.seed,
                          train_states.Recipe.from_config(single))
-  g_state, d_state = sweep.member((g_states, d_states), 3)
+  g_state, d_state = sweep.member((g_states, d_states), 1)
   _assert_close((sweep.single_run_state(g_state),
-                 sweep.single_run_state(d_state), sweep.member(metrics, 3)),
+                 sweep.single_run_state(d_state), sweep.member(metrics, 1)),
                 expected)

@@ -191,14 +191,15 @@ def test_two_processes_train_like_one_and_resume_across_topologies(
 def test_a_sweep_on_two_processes_trains_like_one(tmp_path):
   config = _config(tmp_path)
   config.eval.metrics = ''
+  config.num_train_steps = config.checkpoint_every_steps = 3
   config.sweep.seeds = '2'
-  config.sweep.lr_d = '2e-4,4e-4'
+  config.sweep.lr_d = '4e-4'  # Traced: in the optimizer states.
   two = str(tmp_path / 'two')
   run = _Run(tmp_path, 'two', f'--workdir={two}', *_config_flags(config))
   assert run.wait() == [0, 0], run.log(0)[-3000:] + run.log(1)[-3000:]
   one = loop.train_and_evaluate(config, str(tmp_path / 'one'))
-  _assert_close(_load(two, 6), one)
-  assert 'd_loss/member_3' in metrics_file.read(two)
+  _assert_close(_load(two, 3), one)
+  assert 'd_loss/member_1' in metrics_file.read(two)
 
 
 @pytest.mark.slow

@@ -40,37 +40,37 @@ def _assert_close(a, b, atol=1e-5):
 def test_a_sweep_run_is_its_members_single_runs(tmp_path):
   config = eval_config(tmp_path)
   config.ema_decay = 0.9
-  config.sweep.seeds = '2'
-  config.sweep.lr_g = '2e-4,5e-4'
+  config.sweep.seeds = '1,5'
+  config.sweep.lr_g = '5e-4'  # One value, traced: not the base 2e-4.
   workdir = str(tmp_path / 'sweep')
   g_states, d_states = loop.train_and_evaluate(config, workdir)
-  assert g_states.params['ConvTranspose_0']['kernel'].shape[0] == 4
+  assert g_states.params['ConvTranspose_0']['kernel'].shape[0] == 2
 
   # Scalars per member and as mean, std, min and max.
   series = metrics_file.read(workdir)
-  loss = [series[f'd_loss/member_{k}'][1] for k in range(4)]
+  loss = [series[f'd_loss/member_{k}'][1] for k in range(2)]
   np.testing.assert_allclose(series['d_loss'][1], np.mean(loss, axis=0))
   np.testing.assert_allclose(series['d_loss/std'][1], np.std(loss, axis=0))
   np.testing.assert_allclose(series['d_loss/min'][1], np.min(loss, axis=0))
   fd = np.array([series[f'classifier_fd/member_{k}'][1][-1]
-                 for k in range(4)])
+                 for k in range(2)])
   assert series['classifier_fd/best_member'][1][-1] == np.argmin(fd)
 
   # A grid row per member, all of the same z; plots with bands.
   grid = Image.open(os.path.join(workdir, 'samples', '0000004.png'))
-  assert grid.size == (2 + 4 * 30, 2 + 4 * 30)  # 16 images: 4 per member.
+  assert grid.size == (2 + 8 * 30, 2 + 2 * 30)  # 16 images: 8 per member.
   assert os.path.exists(os.path.join(workdir, 'plots', 'metrics.png'))
 
-  # Member 3 (seed 1, lr_g 5e-4) is the single run of its config, trained
+  # Member 1 (seed 5, lr_g 5e-4) is the single run of its config, trained
   # and evaluated alone.
-  single_config = sweep.member_config(config, 3)
-  assert (single_config.seed, single_config.optim.lr_g) == (1, 5e-4)
+  single_config = sweep.member_config(config, 1)
+  assert (single_config.seed, single_config.optim.lr_g) == (5, 5e-4)
   single = loop.train_and_evaluate(single_config, str(tmp_path / 'single'))
   member = [sweep.single_run_state(state)
-            for state in sweep.member((g_states, d_states), 3)]
+            for state in sweep.member((g_states, d_states), 1)]
   _assert_close(member, single)
   np.testing.assert_allclose(
-      fd[3], metrics_file.read(tmp_path / 'single')['classifier_fd'][1][-1],
+      fd[1], metrics_file.read(tmp_path / 'single')['classifier_fd'][1][-1],
       rtol=1e-3)
 
   # The best slot holds the best member as a single run's checkpoint.
@@ -85,21 +85,20 @@ def test_a_sweep_run_is_its_members_single_runs(tmp_path):
   np.testing.assert_allclose(results['classifier_fd'],
                              series['classifier_fd/min'][1].min(), rtol=1e-3)
 
-  # Extracted, member 3 is a single run's checkpoint: it loads as one and
-  # trains on as one.
+  # Extracted, member 1 is a single run's checkpoint: it loads as one.
   extracted = str(tmp_path / 'extracted')
   result = subprocess.run(
       [sys.executable, '-m', 'dcgan_jax.sweep', 'extract',
-       f'--workdir={workdir}', '--member=3', f'--out={extracted}'],
+       f'--workdir={workdir}', '--member=1', f'--out={extracted}'],
       cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert 'Member 3 (seed 1) at step 4' in result.stdout
+  assert 'Member 1 (seed 5) at step 4' in result.stdout
   _assert_close(restore_checkpoint(extracted, 4)[:2], member, atol=0)
-  assert checkpoint.load_generator(extracted)[1].seed == 1
+  assert checkpoint.load_generator(extracted)[1].seed == 5
   with pytest.raises(ValueError, match='holds a sweep'):
     checkpoint.load_generator(workdir)
-  with pytest.raises(ValueError, match='has members 0 to 3'):
-    members.extract(workdir, 4, str(tmp_path / 'none'))
+  with pytest.raises(ValueError, match='has members 0 to 1'):
+    members.extract(workdir, 2, str(tmp_path / 'none'))
 
   # Resumed from step 2, the sweep ends where it did.
   resumed = str(tmp_path / 'resumed')
@@ -128,14 +127,16 @@ def test_with_own_data_each_member_reads_its_seeds_order(tmp_path):
 
 
 def test_compare_pairs_members_by_seed(tmp_path):
-  """Two sweeps' logs (as the loop writes them) compared over their seeds."""
+  """Two sweeps' checkpoints and logs, as the loop writes them, compared
+  over their seeds."""
   config = eval_config(tmp_path)
   config.sweep.seeds = '4'
-  config.num_train_steps = 1
-  config.eval.metrics = ''
   a_values, b_values = [5.0, 6.0, 7.5, 6.5], [4.0, 5.5, 6.0, 6.4]
   workdirs = [str(tmp_path / 'a'), str(tmp_path / 'b')]
-  loop.train_and_evaluate(config, workdirs[0])
+  manager = checkpoint.create_manager(workdirs[0])
+  checkpoint.save(manager, 1, *sweep.create_member_states(config),
+                  sweep.member_keys([0, 1, 2, 3])[1], config)
+  checkpoint.wait(manager)
   shutil.copytree(workdirs[0], workdirs[1])
   for workdir, values in zip(workdirs, (a_values, b_values)):
     with open(os.path.join(workdir, metrics_file.FILENAME), 'a') as f:
