@@ -22,7 +22,14 @@ jax_4k_pages (the same without the tunable), jax_separate (`d_step` then
 (`train_step` with the CPU forms' Winograd variants off), jax_wgan_gp
 (`train_step` with WGAN-GP, 5 critic updates per step, D without
 BatchNorm), jax_unroll5 (`train_step` with G's loss through 5 unrolled D
-updates), torch (the PyTorch
+updates), jax_d_norm_none (D without BatchNorm, the reference for the
+next rows), jax_spectral (D spectrally normalised), jax_spectral_g (G too),
+jax_r1 (R1 with gamma 10 at every D update, D without BatchNorm),
+jax_r1_lazy16 (the same every 16th update, StyleGAN2's lazy
+regularisation: each timed call is 16 steps, and a step's time their
+mean), jax_diffaugment (DiffAugment's color, translation and cutout on
+everything D sees), jax_ada (ADA's pipeline and its controller: each op
+costs the same at any p), torch (the PyTorch
 tutorial's loop, eager; benchmarks/torch_reference.py), torch_compile (the
 same with torch.compile'd networks). torch is optional: `pip install -e
 '.[bench]'`.
@@ -81,6 +88,14 @@ RECIPES = {
     'jax_wgan_gp': {'objective': 'wgan_gp', 'n_critic': 5,
                     'model': {'d_norm': 'none'}},
     'jax_unroll5': {'unroll_steps': 5},
+    'jax_d_norm_none': {'model': {'d_norm': 'none'}},
+    'jax_spectral': {'model': {'d_norm': 'spectral'}},
+    'jax_spectral_g': {'model': {'d_norm': 'spectral', 'g_spectral': True}},
+    'jax_r1': {'r1_gamma': 10.0, 'model': {'d_norm': 'none'}},
+    'jax_r1_lazy16': {'r1_gamma': 10.0, 'reg_every': 16,
+                      'model': {'d_norm': 'none'}},
+    'jax_diffaugment': {'augment': {'policy': 'color,translation,cutout'}},
+    'jax_ada': {'augment': {'ada': True}},
 }
 
 
@@ -128,11 +143,12 @@ def run_jax(size, channels, batch, dtype, warmup, repeats, separate=False,
                               g_state, d_state)
   states = [g_state, d_state]
 
-  def step():
-    states[:] = update(*states)
+  def step():  # With lazy regularisation, a whole period of steps.
+    for _ in range(recipe.reg_every):
+      states[:] = update(*states)
 
-  times = _timed(step, warmup, repeats,
-                 lambda: jax.block_until_ready(states))
+  times = [t / recipe.reg_every for t in _timed(
+      step, warmup, repeats, lambda: jax.block_until_ready(states))]
   device = jax.devices()[0]
   device_memory = device.memory_stats() or {}
   return {'times': times, 'num_params': num_params,

@@ -58,9 +58,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.ngf = 64
   config.model.ndf = 64
   # D's normalisation after its hidden layers but the first: 'batch',
-  # 'layer' (per image) or 'none'. Objectives with a gradient penalty need
-  # 'layer' or 'none'.
+  # 'layer' (per image) or 'none'; or 'spectral': none of those, every D
+  # weight divided by its largest singular value (Miyato et al. 2018).
+  # Input-gradient penalties (wgan_gp, R1, R2) need one without BatchNorm.
   config.model.d_norm = 'batch'
+  # Spectral normalisation of G's weights too (SAGAN, BigGAN).
+  config.model.g_spectral = False
   # Dropout rate after D's activations (keras_dcgan has its own).
   config.model.d_dropout = 0.0
   config.model.upsample = 'nearest'  # dcgan_upsample: or 'bilinear'.
@@ -89,6 +92,33 @@ def get_config() -> ml_collections.ConfigDict:
   # Real and fake images through D as one batch (one set of BatchNorm
   # statistics) instead of two.
   config.d_joint_batch = False
+  # R1 / R2 (Mescheder et al. 2018): gamma / 2 E[||grad D||^2] on real /
+  # fake images, added to D's loss (0 = off; logistic and hinge objectives,
+  # D without BatchNorm). reg_every = k: computed every k-th D update and
+  # scaled by k (StyleGAN2's lazy regularisation, there k = 16).
+  config.r1_gamma = 0.0
+  config.r2_gamma = 0.0
+  config.reg_every = 1
+
+  # DiffAugment (Zhao et al. 2020): D sees real and fake images, in its
+  # updates and G's, through random differentiable transformations, from
+  # 'color', 'translation', 'cutout' (comma-separated, in that order; ''
+  # = none); the paper uses all three for small data sets. translation:
+  # the largest shift, cutout: the square's side, as fractions of the
+  # image side.
+  config.augment = ml_collections.ConfigDict()
+  config.augment.policy = ''
+  config.augment.translation = 0.125
+  config.augment.cutout = 0.5
+  # ADA (Karras et al. 2020) instead: x-flip, 90-degree rotations, integer
+  # translation and colour transforms, each with a probability p that rises
+  # while E[sign(D(x))] on real images exceeds ada_target (and falls while
+  # it is below), adjusted every ada_interval D updates by up to its full
+  # range over ada_kimg thousand images. The paper's settings.
+  config.augment.ada = False
+  config.augment.ada_target = 0.6
+  config.augment.ada_interval = 4
+  config.augment.ada_kimg = 500.0
 
   # Separate learning rates for G and D: unequal ones are the two time-scale
   # update rule (TTUR, Heusel et al. 2017).
@@ -127,6 +157,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.sweep.lr_d = ''
   config.sweep.ema_decay = ''
   config.sweep.gp_weight = ''
+  config.sweep.r1_gamma = ''
+  config.sweep.r2_gamma = ''
   # Each member reads the data in its own seed's order (its single run's;
   # a pipeline per member) instead of all reading data.seed's batches.
   config.sweep.own_data = False

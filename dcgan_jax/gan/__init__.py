@@ -1,5 +1,6 @@
-"""The GAN itself, in pure JAX: train states, the objectives, the optimizers
-and the step functions that update G and D.
+"""The GAN itself, in pure JAX: train states, the objectives and penalties,
+the optimizers, the augmentations of what D sees (DiffAugment, ADA) and
+the step functions that update G and D.
 
 Every step is a pure function of its states, batch and key, with an
 `axis_name` so that one function runs under `jax.jit` and `jax.pmap`; its

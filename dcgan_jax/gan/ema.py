@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from dcgan_jax.gan import forward
 from dcgan_jax.gan import noise
 from dcgan_jax.gan import train_states
+from dcgan_jax.models import layers
 
 GeneratorState = train_states.GeneratorState
 
@@ -60,6 +61,7 @@ def _batch_statistics(g_state: GeneratorState, params: Any, z: jax.Array,
   zeros = jax.tree.map(jnp.zeros_like, g_state.batch_stats)
   weighted, momentum = jax.jvp(updated, (zeros,),
                                (jax.tree.map(jnp.ones_like, zeros),))
+
   return jax.tree.map(
       lambda w, m, fixed: jnp.where(m < 1.0, w / jnp.maximum(1.0 - m, 1e-12),
                                     fixed),
@@ -79,7 +81,9 @@ def recompute_ema_batch_stats(g_state: GeneratorState, rng: jax.Array,
   earlier weights, which the averaged ones do not match (blurred, dim
   samples). Call it before sampling from the EMA weights; the training
   loop does before every sample grid, evaluation and save, and
-  `checkpoint.load_generator` on loading.
+  `checkpoint.load_generator` on loading. Other state in batch_stats
+  (spectral normalisation's vectors) is copied from the trained weights':
+  sampling's power iteration starts from it on the EMA weights.
 
   Args:
     g_state: G's state; returned unchanged without EMA or BatchNorm.
@@ -104,5 +108,8 @@ def recompute_ema_batch_stats(g_state: GeneratorState, rng: jax.Array,
   total, _ = lax.scan(add_batch,
                       jax.tree.map(jnp.zeros_like, g_state.batch_stats),
                       jnp.arange(num_batches))
-  return g_state.replace(ema_batch_stats=jax.tree.map(
-      lambda t: t / num_batches, total))
+  return g_state.replace(ema_batch_stats=jax.tree_util.tree_map_with_path(
+      lambda path, t, trained: (t / num_batches
+                                if layers.is_batch_norm_statistic(path)
+                                else trained),
+      total, g_state.batch_stats))

@@ -1,4 +1,5 @@
-"""GAN objectives, chosen by name, and the WGAN-GP gradient penalty.
+"""GAN objectives, chosen by name, and the penalties on D's input gradients:
+WGAN-GP's, and R1/R2.
 
 An objective is a pair of pure losses on D's raw outputs (one per image):
 D's loss on a real and a fake batch, and G's loss on a fake batch. To add
@@ -28,11 +29,14 @@ class Objective:
     gradient_penalty: D's loss also gets the gradient penalty; the critic
       is then kept near 1-Lipschitz, so E[D(x)] - E[D(G(z))] estimates the
       Wasserstein-1 distance.
+    input_gradient_penalties: D's loss is logistic or hinge, for which the
+      R1/R2 penalties (Mescheder et al. 2018) were derived and are used.
   """
   d_loss: Callable[[jax.Array, jax.Array, float], jax.Array]
   g_loss: Callable[[jax.Array], jax.Array]
   probability: bool
   gradient_penalty: bool = False
+  input_gradient_penalties: bool = False
 
 
 def _bce(logits: jax.Array, label: float) -> jax.Array:
@@ -91,11 +95,14 @@ def least_squares_g_loss(fake: jax.Array) -> jax.Array:
 
 OBJECTIVES = {
     'non_saturating': Objective(logistic_d_loss, non_saturating_g_loss,
-                                probability=True),
-    'minimax': Objective(logistic_d_loss, minimax_g_loss, probability=True),
+                                probability=True,
+                                input_gradient_penalties=True),
+    'minimax': Objective(logistic_d_loss, minimax_g_loss, probability=True,
+                         input_gradient_penalties=True),
     'wgan_gp': Objective(wasserstein_d_loss, critic_g_loss,
                          probability=False, gradient_penalty=True),
-    'hinge': Objective(hinge_d_loss, critic_g_loss, probability=False),
+    'hinge': Objective(hinge_d_loss, critic_g_loss, probability=False,
+                       input_gradient_penalties=True),
     'least_squares': Objective(least_squares_d_loss, least_squares_g_loss,
                                probability=False),
 }
@@ -110,6 +117,15 @@ def get_objective(name: str) -> Objective:
   return choices.choose('config.objective', name, OBJECTIVES)
 
 
+def _squared_input_gradient_norms(
+    critic: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+  """||grad_x D(x)||_2^2 of each image, shape (B,). Images must not
+  interact in D (no BatchNorm), or the gradient of one output mixes
+  several images."""
+  grads = jax.grad(lambda x: jnp.sum(critic(x)))(x)
+  return jnp.sum(grads ** 2, axis=tuple(range(1, grads.ndim)))
+
+
 def gradient_penalty(critic: Callable[[jax.Array], jax.Array],
                      real: jax.Array, fake: jax.Array, weights: jax.Array
                      ) -> tuple[jax.Array, jax.Array]:
@@ -117,8 +133,7 @@ def gradient_penalty(critic: Callable[[jax.Array], jax.Array],
   x_hat = w x + (1 - w) G(z), one w in [0, 1] per image.
 
   Args:
-    critic: images -> one output per image. Images must not interact (no
-      BatchNorm), or the gradient of one output mixes several images.
+    critic: images -> one output per image, images not interacting.
     real: real images (B, ...).
     fake: fake images of the same shape.
     weights: w, shape (B,).
@@ -127,9 +142,19 @@ def gradient_penalty(critic: Callable[[jax.Array], jax.Array],
     (the penalty, the mean gradient norm).
   """
   w = weights.reshape((-1,) + (1,) * (real.ndim - 1))
-  x_hat = w * real + (1.0 - w) * fake
-  grads = jax.grad(lambda x: jnp.sum(critic(x)))(x_hat)
   # The tiny constant keeps the norm differentiable where a gradient is 0.
-  norms = jnp.sqrt(jnp.sum(grads ** 2, axis=tuple(range(1, grads.ndim)))
-                   + 1e-12)
+  norms = jnp.sqrt(_squared_input_gradient_norms(
+      critic, w * real + (1.0 - w) * fake) + 1e-12)
   return jnp.mean((norms - 1.0) ** 2), jnp.mean(norms)
+
+
+def gradient_norm_penalty(critic: Callable[[jax.Array], jax.Array],
+                          images: jax.Array) -> jax.Array:
+  """E[||grad D(x)||_2^2] over the images: R1 on real images, R2 on fakes
+  (Mescheder et al. 2018), each weighed by gamma / 2.
+
+  Args:
+    critic: images -> one output per image, images not interacting.
+    images: (B, ...).
+  """
+  return jnp.mean(_squared_input_gradient_norms(critic, images))

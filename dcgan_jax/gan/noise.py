@@ -51,6 +51,7 @@ def sample_z(rng: jax.Array, batch_size: int, nz: int,
 # the step number): each from that key folded with its stream number.
 PENALTY, D_UPDATE_DROPOUT, G_UPDATE_DROPOUT, G_DROPOUT = 1, 2, 3, 4
 EMA_STATISTICS = 5  # z and dropout of recompute_ema_batch_stats.
+D_UPDATE_AUGMENT, G_UPDATE_AUGMENT = 6, 7  # DiffAugment's draws.
 
 
 def stream_key(rng: jax.Array, step: jax.Array, stream: int) -> jax.Array:

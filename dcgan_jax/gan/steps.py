@@ -6,29 +6,35 @@ axis_name=name)` it averages gradients, BatchNorm statistics and metrics over
 that axis, and each device takes its own slice of one global draw of z, so a
 run's numbers do not depend on how many devices share the global batch.
 
-How the steps train (objective, gradient penalty, label smoothing, D updates
-per G update, unrolling, EMA, joint real+fake batches) is a `Recipe`, a
+How the steps train (objective, input-gradient penalties, label smoothing,
+D updates per G update, unrolling, EMA, joint real+fake batches,
+augmentation of D's inputs) is a `Recipe`, a
 static argument: jit or pmap a step with it bound, e.g.
 `functools.partial(train_step, recipe=recipe)`. The networks are any pair
 meeting the contract in `dcgan_jax.models`.
 
 The rng passed to a step is a run's base key: each D update folds in D's
-step number and each G update G's (for z, the gradient penalty's weights
-and dropout masks), so a resumed run draws the same numbers as an
-uninterrupted one.
+step number and each G update G's (for z, the gradient penalty's weights,
+dropout masks and augmentations), so a resumed run draws the same numbers
+as an uninterrupted one.
 """
 
+import functools
+import itertools
 from typing import Any, Callable, Optional
 
 import jax
 from jax import lax
 import jax.numpy as jnp
 
+from dcgan_jax.gan import ada
+from dcgan_jax.gan import augment
 from dcgan_jax.gan import ema
 from dcgan_jax.gan import forward
 from dcgan_jax.gan import losses
 from dcgan_jax.gan import noise
 from dcgan_jax.gan import train_states
+from dcgan_jax.models import layers
 
 GeneratorState = train_states.GeneratorState
 TrainState = train_states.TrainState
@@ -84,21 +90,70 @@ def _score(apply: Callable[[Any, jax.Array], tuple[jax.Array, Any]],
   return real_out, fake_out, batch_stats
 
 
+def _views(recipe: Recipe, key: jax.Array, d_state: TrainState,
+           axis_name: Optional[str]
+           ) -> tuple[Callable[[jax.Array], jax.Array],
+                      Callable[[jax.Array], jax.Array]]:
+  """What D sees of real and of fake images: with recipe.augment_policy or
+  ADA (at D's p), each batch through its own draws of the augmentation;
+  else the images."""
+  if recipe.ada:
+    ops = ada.ops(d_state.ada.p)
+  elif recipe.augment_policy:
+    ops = augment.policy_ops(recipe.augment_policy,
+                             recipe.augment_translation,
+                             recipe.augment_cutout)
+  else:
+    return (lambda x: x), (lambda x: x)
+
+  def view(stream):
+    return functools.partial(augment.per_image, key=jax.random.fold_in(
+        key, stream), ops=ops, axis_name=axis_name)
+  return view(0), view(1)
+
+
+def _input_gradient_penalties(real_critic: Callable[[jax.Array], jax.Array],
+                              fake_critic: Callable[[jax.Array], jax.Array],
+                              real: jax.Array, fake: jax.Array,
+                              step: jax.Array, recipe: Recipe) -> Metrics:
+  """R1 and R2 as added to D's loss at D's step `step`: {'r1_penalty':
+  gamma / 2 E[||grad D(x)||^2] on real images, 'r2_penalty': the same on
+  fakes}, for those on. With lazy regularisation (recipe.reg_every = k) they
+  are computed only at every k-th step, scaled by k, and are 0 between."""
+  on = {name: (gamma, critic, images) for name, used, gamma, critic, images
+        in (('r1_penalty', recipe.uses_r1, recipe.r1_gamma, real_critic,
+             real),
+            ('r2_penalty', recipe.uses_r2, recipe.r2_gamma, fake_critic,
+             fake)) if used}
+
+  def penalties():
+    return {name: (recipe.reg_every * gamma / 2 *
+                   losses.gradient_norm_penalty(critic, images))
+            for name, (gamma, critic, images) in on.items()}
+  if recipe.reg_every == 1:
+    return penalties()
+  return lax.cond(step % recipe.reg_every == 0, penalties,
+                  lambda: {name: jnp.zeros((), jnp.float32) for name in on})
+
+
 def _d_update(d_state: TrainState, real: jax.Array, fake: jax.Array,
               penalty_weights: Optional[jax.Array], recipe: Recipe,
-              axis_name: Optional[str], dropout_key: jax.Array
-              ) -> tuple[TrainState, Metrics]:
+              axis_name: Optional[str], dropout_key: jax.Array,
+              augment_key: jax.Array) -> tuple[TrainState, Metrics]:
   """One optimizer step on D's loss for a real and a fake batch.
 
   The two batches go through D separately, so each has its own BatchNorm
   statistics, as in the reference implementation; with
   recipe.d_joint_batch as one batch. Differentiable in all its inputs, so
-  that unrolling can differentiate through it.
+  that unrolling can differentiate through it. With an augmentation
+  policy D sees each batch augmented (`_views`), and the penalties are on
+  the gradients with respect to the images before augmentation.
   """
   objective = recipe.objective_fns
+  real_view, fake_view = _views(recipe, augment_key, d_state, axis_name)
 
   def loss_fn(params):
-    passes = iter(range(3))  # A dropout key per pass through D.
+    passes = itertools.count()  # A dropout key per pass through D.
 
     def apply(batch_stats, x):
       return forward.apply_training(
@@ -106,15 +161,28 @@ def _d_update(d_state: TrainState, real: jax.Array, fake: jax.Array,
           jax.random.fold_in(dropout_key, next(passes)))
 
     real_out, fake_out, batch_stats = _score(
-        apply, d_state.batch_stats, real, fake, recipe.d_joint_batch)
+        apply, d_state.batch_stats, real_view(real), fake_view(fake),
+        recipe.d_joint_batch)
     loss = objective.d_loss(real_out, fake_out, recipe.label_smoothing)
     metrics = _output_metrics(objective, real=real_out, fake=fake_out)
+    if recipe.ada:
+      metrics.update(ada_p=d_state.ada.p,
+                     ada_rt=jnp.mean(jnp.sign(real_out)))
+
+    def critic(view):
+      return lambda x: apply(batch_stats, view(x))[0]
     if objective.gradient_penalty:
       penalty, grad_norm = losses.gradient_penalty(
-          lambda x: apply(batch_stats, x)[0], real, fake, penalty_weights)
+          critic(real_view), real, fake, penalty_weights)
       loss = loss + recipe.gp_weight * penalty
       metrics.update(wasserstein=jnp.mean(real_out) - jnp.mean(fake_out),
                      gradient_penalty=penalty, grad_norm=grad_norm)
+    if recipe.uses_r1 or recipe.uses_r2:
+      penalties = _input_gradient_penalties(
+          critic(real_view), critic(fake_view), real, fake, d_state.step,
+          recipe)
+      loss = loss + sum(penalties.values())
+      metrics.update(penalties)
     metrics['d_loss'] = loss
     return loss, (batch_stats, metrics)
 
@@ -140,12 +208,16 @@ def _g_update(g_state: GeneratorState, d_state: TrainState, fake: jax.Array,
   """
   objective = recipe.objective_fns
   dropout_key = noise.stream_key(rng, g_state.step, noise.G_UPDATE_DROPOUT)
+  augment_key = noise.stream_key(rng, g_state.step, noise.G_UPDATE_AUGMENT)
+  real_view, fake_view = _views(recipe, jax.random.fold_in(augment_key, 0),
+                                d_state, axis_name)
 
   def loss_fn(fake):
     scorer = d_state
     for i in range(recipe.unroll_steps):
       scorer, _ = _d_update(scorer, real, fake, penalty_weights, recipe,
-                            axis_name, jax.random.fold_in(dropout_key, i + 1))
+                            axis_name, jax.random.fold_in(dropout_key, i + 1),
+                            jax.random.fold_in(augment_key, i + 1))
     # D's BatchNorm statistics from this pass are not kept: D runs only in
     # training mode, so its running averages never affect training.
     def apply(batch_stats, x):
@@ -153,10 +225,11 @@ def _g_update(g_state: GeneratorState, d_state: TrainState, fake: jax.Array,
                                     axis_name,
                                     jax.random.fold_in(dropout_key, 0))
 
-    if recipe.d_joint_batch and scorer.batch_stats is not None:
-      _, out, _ = _score(apply, scorer.batch_stats, real, fake, joint=True)
+    if recipe.d_joint_batch and layers.has_batch_norm(scorer.batch_stats):
+      _, out, _ = _score(apply, scorer.batch_stats, real_view(real),
+                         fake_view(fake), joint=True)
     else:
-      out, _ = apply(scorer.batch_stats, fake)
+      out, _ = apply(scorer.batch_stats, fake_view(fake))
     return objective.g_loss(out), out
 
   (loss, out), fake_grad = jax.value_and_grad(loss_fn, has_aux=True)(fake)
@@ -201,7 +274,14 @@ def _d_update_on_fresh_fakes(
       g_state, step, rng, real.shape[0], recipe, axis_name)
   new_d_state, metrics = _d_update(
       d_state, real, lax.stop_gradient(fake), weights, recipe, axis_name,
-      noise.stream_key(rng, step, noise.D_UPDATE_DROPOUT))
+      noise.stream_key(rng, step, noise.D_UPDATE_DROPOUT),
+      noise.stream_key(rng, step, noise.D_UPDATE_AUGMENT))
+  if recipe.ada:
+    images = real.shape[0] * (1 if axis_name is None
+                              else lax.psum(1, axis_name))
+    new_d_state = new_d_state.replace(ada=ada.adjust(
+        d_state.ada, metrics['ada_rt'], images, step, recipe.ada_target,
+        recipe.ada_interval, recipe.ada_kimg))
   return new_d_state, metrics, (fake, g_vjp, g_batch_stats, weights)
 
 
@@ -223,7 +303,8 @@ def d_step(g_state: GeneratorState, d_state: TrainState, batch: jax.Array,
     (new d_state, metrics: d_loss; d_real and d_fake, mean D(x) and
     D(G(z)) as probabilities, or critic_real and critic_fake, mean outputs,
     where D is a critic; with a gradient penalty also wasserstein
-    (critic_real - critic_fake), gradient_penalty and grad_norm).
+    (critic_real - critic_fake), gradient_penalty and grad_norm; with R1
+    or R2 r1_penalty, r2_penalty, the terms added to d_loss).
   """
   d_state, metrics, _ = _d_update_on_fresh_fakes(g_state, d_state, batch, rng,
                                                  recipe, axis_name)
@@ -252,7 +333,7 @@ def g_step(g_state: GeneratorState, d_state: TrainState, rng: jax.Array,
     critic_fake_after where D is a critic).
   """
   if real is None and (recipe.unroll_steps or (
-      recipe.d_joint_batch and d_state.batch_stats is not None)):
+      recipe.d_joint_batch and layers.has_batch_norm(d_state.batch_stats))):
     raise ValueError('g_step with unroll_steps > 0, or with d_joint_batch '
                      'and BatchNorm in D, needs `real` images for the '
                      'unrolled D updates or the joint batch.')

@@ -2,13 +2,13 @@
 a leading member axis, and `train_step` vmapped over it.
 
 A sweep's members are the product of its hyperparameter axes (config
-`sweep.lr_g`, `sweep.lr_d`, `sweep.ema_decay`, `sweep.gp_weight`: lists of
-values) with its seeds (`sweep.seeds`); `members(config)` lists them,
+`sweep.lr_g`, `sweep.lr_d`, `sweep.ema_decay`, `sweep.gp_weight`,
+`sweep.r1_gamma`, `sweep.r2_gamma`: lists of values) with its seeds (`sweep.seeds`); `members(config)` lists them,
 seeds varying fastest. Member k is the run of its seed and values: its
 initial weights, z and dropout come from `noise.run_keys(seed)`, as a
 single run's from its seed, and its hyperparameters are traced values (the
 learning rates in its optimizer state, `optax.inject_hyperparams`; EMA
-decay and penalty weight as the step's arguments), so it computes what
+decay and penalty weights as the step's arguments), so it computes what
 that run computes; the members share each step's real batch. A sweep step
 is one compiled program under `jax.jit` or, with `axis_name`, inside
 `jax.pmap` (the member axis is vmapped, the device axis pmapped; on CPU
@@ -33,9 +33,10 @@ from dcgan_jax.gan import train_states
 
 # Hyperparameters a sweep may vary: sweep.NAME -> the config key it sets.
 AXES = {'lr_g': 'optim.lr_g', 'lr_d': 'optim.lr_d', 'ema_decay': 'ema_decay',
-        'gp_weight': 'gp_weight'}
+        'gp_weight': 'gp_weight', 'r1_gamma': 'r1_gamma',
+        'r2_gamma': 'r2_gamma'}
 # Those the step takes as arguments (the Recipe's traced fields).
-STEP_AXES = ('ema_decay', 'gp_weight')
+STEP_AXES = ('ema_decay', 'gp_weight', 'r1_gamma', 'r2_gamma')
 
 
 def _numbers(config: Any, name: str, kind: type) -> list[Any]:

@@ -13,20 +13,32 @@ from flax.training import train_state
 import jax
 import jax.numpy as jnp
 
+from dcgan_jax.gan import ada as ada_lib
+from dcgan_jax.gan import augment
 from dcgan_jax.gan import losses
 from dcgan_jax.gan import optimizers
+from dcgan_jax.models import layers
 from dcgan_jax.models import registry
 
 _PENALTY_WITH_BATCH_NORM = (
-    "config.objective={!r} needs config.model.d_norm = 'layer' or 'none', "
-    "not 'batch': the gradient penalty constrains the gradient of D's output "
-    'for each image on its own, and BatchNorm makes each output depend on '
-    'the whole batch.')
+    "{} needs a D without BatchNorm (config.model.d_norm = 'layer', 'none' "
+    "or 'spectral', not 'batch'): the penalty constrains the gradient of "
+    "D's output for each image on its own, and BatchNorm makes each output "
+    'depend on the whole batch.')
 
 
 def _known(value: Any) -> bool:
   """Whether a value is known now, not traced."""
   return not isinstance(value, jax.core.Tracer)
+
+
+# Recipe fields whose config key is in a section.
+_CONFIG_KEYS = {'augment_policy': 'augment.policy',
+                'augment_translation': 'augment.translation',
+                'augment_cutout': 'augment.cutout', 'ada': 'augment.ada',
+                'ada_target': 'augment.ada_target',
+                'ada_interval': 'augment.ada_interval',
+                'ada_kimg': 'augment.ada_kimg'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +57,29 @@ class Recipe:
       updated after each G update and warmed up (`ema.ema_decay_at`); 0 = off.
     d_joint_batch: D's update passes real and fake images through D as one
       batch (one set of BatchNorm statistics), not as two.
+    r1_gamma: gamma of R1, gamma / 2 E[||grad D(x)||^2] on real images
+      (Mescheder et al. 2018), added to D's loss; 0 = off.
+    r2_gamma: the same on G's images; 0 = off.
+    reg_every: k: R1 and R2 only every k-th D update, scaled by k (lazy
+      regularisation, Karras et al. 2020, StyleGAN2).
+    augment_policy: DiffAugment's ops for every image D sees,
+      comma-separated names in `augment.POLICIES`; '' = none (config key
+      augment.policy).
+    augment_translation: the largest shift of `translation`, as a fraction
+      of the side (augment.translation).
+    augment_cutout: the side of `cutout`'s square, as a fraction of the
+      image's (augment.cutout).
+    ada: adaptive augmentation (`gan.ada`) of everything D sees, its
+      probability p in D's state (augment.ada).
+    ada_target: the r_t = E[sign(D(x))] that ADA steers D's outputs on real
+      images to (augment.ada_target).
+    ada_interval: D updates between adjustments of p (augment.ada_interval).
+    ada_kimg: thousands of images over which p can go from 0 to 1
+      (augment.ada_kimg).
 
-  gp_weight and ema_decay may be traced values (a sweep's per-member
-  hyperparameters, `gan.sweep`); a traced ema_decay means EMA is on.
+  gp_weight, ema_decay, r1_gamma and r2_gamma may be traced values (a
+  sweep's per-member hyperparameters, `gan.sweep`); a traced ema_decay
+  means EMA is on, a traced gamma that its penalty is computed.
   """
   objective: str = 'non_saturating'
   gp_weight: float = 10.0
@@ -56,6 +88,16 @@ class Recipe:
   unroll_steps: int = 0
   ema_decay: float = 0.0
   d_joint_batch: bool = False
+  r1_gamma: float = 0.0
+  r2_gamma: float = 0.0
+  reg_every: int = 1
+  augment_policy: str = ''
+  augment_translation: float = 0.125
+  augment_cutout: float = 0.5
+  ada: bool = False
+  ada_target: float = ada_lib.TARGET
+  ada_interval: int = ada_lib.INTERVAL
+  ada_kimg: float = ada_lib.KIMG
 
   def __post_init__(self):
     objective = losses.get_objective(self.objective)
@@ -70,6 +112,43 @@ class Recipe:
                        '(0 = no EMA).')
     if _known(self.gp_weight) and self.gp_weight < 0:
       raise ValueError(f'config.gp_weight={self.gp_weight} must be >= 0.')
+    for name in ('r1_gamma', 'r2_gamma'):
+      value = getattr(self, name)
+      if _known(value) and value < 0:
+        raise ValueError(f'config.{name}={value} must be >= 0 (0 = off).')
+    if not isinstance(self.reg_every, int) or self.reg_every < 1:
+      raise ValueError(f'config.reg_every={self.reg_every} must be an '
+                       'integer >= 1.')
+    if ((self.uses_r1 or self.uses_r2) and
+        not objective.input_gradient_penalties):
+      raise ValueError(
+          f'config.r1_gamma and config.r2_gamma apply to the objectives with '
+          f'a logistic or hinge D (non_saturating, minimax, hinge), not to '
+          f'config.objective={self.objective!r}: '
+          + ('it has its own gradient penalty.'
+             if objective.gradient_penalty else
+             'R1/R2 were derived for those losses, and least squares D '
+             'targets are not what their analysis covers.'))
+    augment.parse_policy(self.augment_policy)
+    for name in ('translation', 'cutout'):
+      value = getattr(self, f'augment_{name}')
+      if not 0.0 <= value <= 1.0:
+        raise ValueError(f'config.augment.{name}={value} must be in [0, 1] '
+                         '(a fraction of the image side).')
+    if self.ada and self.augment_policy:
+      raise ValueError(
+          f'config.augment.ada and config.augment.policy='
+          f'{self.augment_policy!r}: choose one augmentation of what D sees '
+          '(ADA adapts its own).')
+    if not -1.0 < self.ada_target < 1.0:
+      raise ValueError(f'config.augment.ada_target={self.ada_target} must be '
+                       'in (-1, 1): E[sign(D(x))] on real images.')
+    if not isinstance(self.ada_interval, int) or self.ada_interval < 1:
+      raise ValueError(f'config.augment.ada_interval={self.ada_interval} '
+                       'must be an integer >= 1.')
+    if not self.ada_kimg > 0:
+      raise ValueError(f'config.augment.ada_kimg={self.ada_kimg} must be '
+                       'positive.')
     if not 0.0 <= self.label_smoothing < 1.0:
       raise ValueError(f'config.label_smoothing={self.label_smoothing} must '
                        'be in [0, 1).')
@@ -82,6 +161,29 @@ class Recipe:
   @property
   def uses_ema(self) -> bool:
     return not _known(self.ema_decay) or self.ema_decay > 0
+
+  @property
+  def uses_r1(self) -> bool:
+    return not _known(self.r1_gamma) or self.r1_gamma > 0
+
+  @property
+  def uses_r2(self) -> bool:
+    return not _known(self.r2_gamma) or self.r2_gamma > 0
+
+  @property
+  def penalises_input_gradients(self) -> bool:
+    """Whether D's loss has a penalty on its per-image input gradients
+    (WGAN-GP's, R1 or R2), which BatchNorm in D would make unsound."""
+    return (self.objective_fns.gradient_penalty or self.uses_r1 or
+            self.uses_r2)
+
+  def penalty_names(self) -> str:
+    """The config keys of the input-gradient penalties on, for messages."""
+    names = [f'config.objective={self.objective!r}'
+             ] if self.objective_fns.gradient_penalty else []
+    names += [f'config.{name}' for name, on in (
+        ('r1_gamma', self.uses_r1), ('r2_gamma', self.uses_r2)) if on]
+    return ' and '.join(names)
 
   @property
   def objective_fns(self) -> losses.Objective:
@@ -102,19 +204,23 @@ class Recipe:
         gradient penalty with BatchNorm in D.
     """
     defaults = cls()
-    recipe = cls(**{field.name: config.get(field.name,
-                                           getattr(defaults, field.name))
-                    for field in dataclasses.fields(cls)})
-    if (check_model and recipe.objective_fns.gradient_penalty and
+    values = {}
+    for field in dataclasses.fields(cls):
+      section, _, key = _CONFIG_KEYS.get(field.name, field.name).rpartition('.')
+      node = config.get(section, {}) if section else config
+      values[field.name] = node.get(key, getattr(defaults, field.name))
+    recipe = cls(**values)
+    if (check_model and recipe.penalises_input_gradients and
         registry.d_uses_batch_norm(config)):
-      raise ValueError(_PENALTY_WITH_BATCH_NORM.format(recipe.objective))
+      raise ValueError(_PENALTY_WITH_BATCH_NORM.format(recipe.penalty_names()))
     return recipe
 
 
 class TrainState(train_state.TrainState):
   """A network's parameters, optimizer state and BatchNorm statistics (None
-  for a network without BatchNorm)."""
+  for a network without BatchNorm); D's also ADA's state with ADA on."""
   batch_stats: Any = None
+  ada: Any = None
 
 
 class GeneratorState(TrainState):
@@ -154,8 +260,9 @@ def create_train_states(
     g_vars = generator.init(g_rng, z, train=False)
     d_vars = discriminator.init(d_rng, generator.apply(g_vars, z, train=False),
                                 train=False)
-    if recipe.objective_fns.gradient_penalty and 'batch_stats' in d_vars:
-      raise ValueError(_PENALTY_WITH_BATCH_NORM.format(recipe.objective))
+    if (recipe.penalises_input_gradients and
+        layers.has_batch_norm(d_vars.get('batch_stats'))):
+      raise ValueError(_PENALTY_WITH_BATCH_NORM.format(recipe.penalty_names()))
     g_state = GeneratorState.create(
         apply_fn=generator.apply, params=g_vars['params'],
         batch_stats=g_vars.get('batch_stats'), nz=config.model.nz,
@@ -167,7 +274,8 @@ def create_train_states(
         batch_stats=d_vars.get('batch_stats'),
         # Unrolling differentiates D's update.
         tx=optimizers.create_optimizer(config, config.optim.lr_d,
-                                       differentiable=recipe.unroll_steps > 0))
+                                       differentiable=recipe.unroll_steps > 0),
+        ada=ada_lib.State.create() if recipe.ada else None)
     return g_state, d_state
 
   # One compiled program: run op by op, initialisation would compile and

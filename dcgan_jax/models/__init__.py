@@ -34,6 +34,11 @@ The models:
   7x7x128, two 5x5 stride-2 transposed convs (SELU, tanh); D two 5x5
   stride-2 convs with dropout 0.3 and 0.4 and a dense layer.
 - `mlp`: fully connected G and D (the Kuzushiji-MNIST MLP GAN).
+- `sngan_cnn`: the "standard CNN" of the spectral normalisation paper.
+
+`model.d_norm='spectral'` and `model.g_spectral` wrap any of them in
+`layers.SpectrallyNormalized`, whose power-iteration vectors live in
+'batch_stats' beside BatchNorm's statistics.
 """
 
 # pylint: disable=unused-import

@@ -139,6 +139,4 @@ class UpsampleDiscriminator(nn.Module):
       x = layers.Dropout(self.dropout)(layers.leaky_relu(x), train, axis_name)
       if i > 0:
         x = layers.d_norm(self.norm, x, train, axis_name, self.dtype)
-    x = nn.Dense(1, kernel_init=layers.conv_init, dtype=self.dtype)(
-        x.reshape(x.shape[0], -1))
-    return x.reshape(x.shape[0]).astype(jnp.float32)
+    return layers.dense_output(x, self.dtype)

@@ -73,6 +73,4 @@ class KerasDiscriminator(nn.Module):
       if i > 0:
         x = layers.d_norm(self.norm, x, train, axis_name, self.dtype)
       x = layers.Dropout(rate)(layers.leaky_relu(x), train, axis_name)
-    x = nn.Dense(1, kernel_init=_keras_init, dtype=self.dtype)(
-        x.reshape(x.shape[0], -1))
-    return x.reshape(x.shape[0]).astype(jnp.float32)
+    return layers.dense_output(x, self.dtype, _keras_init)

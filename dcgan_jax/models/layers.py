@@ -1,6 +1,7 @@
 """Layers the networks share: initialisers, BatchNorm with the reference's
-settings, D's normalisations, batch-position dropout and the DCGAN
-convolutions (their ops in `dcgan_jax.cpu.convolutions`)."""
+settings, D's normalisations, spectral normalisation of a network's
+weights, batch-position dropout and the DCGAN convolutions (their ops in
+`dcgan_jax.cpu.convolutions`)."""
 
 from typing import Any, Callable, Optional
 
@@ -36,12 +37,47 @@ def batch_norm(train: bool, axis_name: Optional[str], dtype: Any,
       axis_name=axis_name if train else None)
 
 
-D_NORMS = ('batch', 'layer', 'none')
+def is_batch_norm_statistic(path: tuple[Any, ...]) -> bool:
+  """Whether the 'batch_stats' leaf at `path` is a BatchNorm statistic
+  (flax's BatchNorm names them mean and var), not other state kept there
+  such as spectral normalisation's."""
+  return getattr(path[-1], 'key', None) in ('mean', 'var')
+
+
+def has_batch_norm(batch_stats: Any) -> bool:
+  """Whether a network's 'batch_stats' hold BatchNorm statistics."""
+  paths = jax.tree_util.tree_flatten_with_path(batch_stats or {})[0]
+  return any(is_batch_norm_statistic(path) for path, _ in paths)
+
+
+D_NORMS = ('batch', 'layer', 'none', 'spectral')
+
+
+class SpectrallyNormalized(nn.Module):
+  """`network` with every weight matrix (each kernel of two or more axes,
+  reshaped to (inputs, outputs)) divided by its largest singular value
+  (Miyato et al. 2018): flax's nn.SpectralNorm around the whole network, so
+  any network, whatever its layers (and the CPU forms of its convolutions,
+  which receive the normalised kernel), is normalised the same way.
+
+  The singular value comes from one power iteration per training pass,
+  from the vector kept in 'batch_stats' (next to any BatchNorm statistics;
+  it depends only on the weights, so every device computes the same one);
+  outside training the kept vector is used without being updated.
+  """
+  network: nn.Module
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True,
+               axis_name: Optional[str] = None) -> jax.Array:
+    return nn.SpectralNorm(self.network)(x, train=train, axis_name=axis_name,
+                                         update_stats=train)
 
 
 def d_norm(kind: str, x: jax.Array, train: bool, axis_name: Optional[str],
            dtype: Any) -> jax.Array:
-  """D's normalisation of x, a hidden layer's output."""
+  """D's normalisation of x, a hidden layer's output ('spectral' normalises
+  the weights instead: `SpectrallyNormalized`)."""
   check_d_norm(kind)
   if kind == 'batch':
     return batch_norm(train, axis_name, dtype)(x)
@@ -139,6 +175,16 @@ def check_images(x: jax.Array, image_size: int, channels: int) -> None:
     raise ValueError(
         f'Discriminator expects images of shape (batch, {expected[0]}, '
         f'{expected[1]}, {expected[2]}), got {x.shape}.')
+
+
+def dense_output(x: jax.Array, dtype: Any,
+                 kernel_init: Callable[..., jax.Array] = conv_init
+                 ) -> jax.Array:
+  """D's last layer: x flattened per image, a dense layer to one output,
+  shape (B,) in float32 (the contract's)."""
+  x = nn.Dense(1, kernel_init=kernel_init, dtype=dtype)(
+      x.reshape(x.shape[0], -1))
+  return x.reshape(x.shape[0]).astype(jnp.float32)
 
 
 def leaky_relu(x: jax.Array) -> jax.Array:

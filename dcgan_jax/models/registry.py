@@ -12,6 +12,7 @@ from dcgan_jax.models import dcgan
 from dcgan_jax.models import keras_dcgan
 from dcgan_jax.models import layers
 from dcgan_jax.models import mlp
+from dcgan_jax.models import sngan
 
 SUPPORTED_CHANNELS = (1, 3)
 
@@ -55,12 +56,18 @@ MODELS = {
             mlp.MLPDiscriminator(**shape, ndf=m.ndf, norm=m.d_norm,
                                  dropout=m.d_dropout)),
         lambda size: None),
+    'sngan_cnn': Model(
+        lambda m, shape: (
+            sngan.Generator(**shape, ngf=m.ngf),
+            sngan.Discriminator(**shape, ndf=m.ndf, norm=m.d_norm,
+                                dropout=m.d_dropout)),
+        sngan.check_size),
 }
 UPSAMPLING = ('nearest', 'bilinear')
 # Model keys added after runs were saved without them, and the values
 # those runs had.
 MODEL_DEFAULTS = {'name': 'dcgan', 'd_norm': 'batch', 'd_dropout': 0.0,
-                  'upsample': 'nearest'}
+                  'upsample': 'nearest', 'g_spectral': False}
 
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
@@ -91,6 +98,9 @@ def model_config(config: Any) -> Any:
   if not 0.0 <= values['d_dropout'] < 1.0:
     raise ValueError(f'config.model.d_dropout={values["d_dropout"]} must be '
                      'in [0, 1).')
+  if not isinstance(values['g_spectral'], bool):
+    raise ValueError(f'config.model.g_spectral={values["g_spectral"]!r} must '
+                     'be True or False.')
   if values['d_dropout'] and MODELS[name].fixed_d_dropout:
     raise ValueError(f'config.model.d_dropout={values["d_dropout"]}: '
                      f'{name}\'s D has its own dropout rates; the key '
@@ -119,10 +129,18 @@ def create_models(config: Any) -> tuple[nn.Module, nn.Module]:
   """
   check_shape(config)
   model = model_config(config)
-  return MODELS[model.name].build(
+  spectral_d = model.d_norm == 'spectral'
+  if spectral_d:  # D's layers then have no other normalisation.
+    model = type(model)({**model, 'd_norm': 'none'})
+  generator, discriminator = MODELS[model.name].build(
       model, {'image_size': config.data.image_size,
               'channels': config.data.channels,
               'dtype': compute_dtype(config)})
+  if model.g_spectral:
+    generator = layers.SpectrallyNormalized(generator)
+  if spectral_d:
+    discriminator = layers.SpectrallyNormalized(discriminator)
+  return generator, discriminator
 
 
 def d_uses_batch_norm(config: Any) -> bool:

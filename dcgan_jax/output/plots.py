@@ -19,7 +19,7 @@ from dcgan_jax.output import paths  # pylint: disable=g-import-not-at-top,wrong-
 
 # Panels of the training scalars a run may log: D's outputs as
 # probabilities (logistic objectives) or as critic scores (the others),
-# and the gradient penalty's measures.
+# and the input-gradient penalties' measures.
 TRAINING_PANELS = (
     ('Losses', (('d_loss', 'D loss'), ('g_loss', 'G loss'))),
     ('D outputs', (('d_real', 'D(x)'), ('d_fake', 'D(G(z)) before D step'),
@@ -30,6 +30,10 @@ TRAINING_PANELS = (
     ('Wasserstein estimate', (('wasserstein', 'E[D(x)] - E[D(G(z))]'),)),
     ('Gradient penalty', (('gradient_penalty', 'E[(||grad D|| - 1)^2]'),
                           ('grad_norm', 'E[||grad D||]'))),
+    ('R1 / R2 penalties', (('r1_penalty', 'R1 term of D loss'),
+                           ('r2_penalty', 'R2 term of D loss'))),
+    ('ADA', (('ada_p', 'augmentation probability p'),
+             ('ada_rt', 'r_t = E[sign(D(x))]'))),
 )
 # Scalars that are not training curves: progress and the epoch.
 NOT_PLOTTED = ('epoch', 'steps_per_sec', 'uptime')

@@ -24,7 +24,8 @@ from dcgan_jax.run import hosts
 # optimizer's state, what D's output means, or the data they learn from.
 PROTECTED_KEYS = ('data.name', 'data.image_size', 'data.channels',
                   'model.name', 'model.nz', 'model.ngf', 'model.ndf',
-                  'model.d_norm', 'model.upsample', 'optim.name',
+                  'model.d_norm', 'model.g_spectral', 'model.upsample',
+                  'optim.name',
                   'objective',
                   *(f'sweep.{name}' for name in ('seeds', *sweep.AXES)))
 # Keys added after runs were saved without them, and the value those runs had.
@@ -35,6 +36,11 @@ ADDED_KEYS = {**{f'model.{k}': v for k, v in registry.MODEL_DEFAULTS.items()},
               'eval.pr_k': 3, 'eval.dc_k': 5, 'eval.is_splits': 10,
               'eval.resize': 'pytorch', 'eval.reference_stats': '',
               'trackers': '', 'ema_stats_batches': 16, 'data.seed': -1,
+              'r1_gamma': 0.0, 'r2_gamma': 0.0, 'reg_every': 1,
+              'augment.policy': '', 'augment.translation': 0.125,
+              'augment.cutout': 0.5, 'augment.ada': False,
+              'augment.ada_target': 0.6, 'augment.ada_interval': 4,
+              'augment.ada_kimg': 500.0,
               **{f'sweep.{name}': '' for name in ('seeds', *sweep.AXES)},
               'sweep.own_data': False}
 # Keys renamed since runs were saved: old name -> new name.
@@ -158,13 +164,30 @@ def _check_sweep(config: ml_collections.ConfigDict) -> None:
         'own_data=False for one shared order.')
   for k, member in enumerate(listed):
     values = {key: value for key, value in member.items() if key != 'seed'}
-    _check_ranges(sweep.member_config(config, k),
-                  f' (sweep member {k}: {values})' if values else '')
+    where = f' (sweep member {k}: {values})' if values else ''
+    _check_ranges(sweep.member_config(config, k), where)
+    try:
+      train_states.Recipe.from_config(sweep.member_config(config, k))
+    except ValueError as e:
+      raise ValueError(f'{e}{where}') from None
   recipe = train_states.Recipe.from_config(sweep.member_config(config, 0))
   if 'gp_weight' in listed[0] and not recipe.objective_fns.gradient_penalty:
     raise ValueError(
         f'config.sweep.gp_weight: config.objective={recipe.objective!r} has '
         'no gradient penalty to weigh.')
+
+
+def _check_lazy_regularisation(config: ml_collections.ConfigDict) -> None:
+  """reg_every > 1 only with R1 or R2 on (in some sweep member): alone it
+  would do nothing, likely a forgotten gamma."""
+  if config.get('reg_every', 1) == 1:
+    return
+  configs = [sweep.member_config(config, k)
+             for k in range(len(sweep.members(config) or []))] or [config]
+  if not any(c.get('r1_gamma', 0) or c.get('r2_gamma', 0) for c in configs):
+    raise ValueError(f'config.reg_every={config.reg_every} schedules the R1 '
+                     'and R2 penalties, and both are off: set '
+                     'config.r1_gamma or config.r2_gamma.')
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -185,6 +208,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     registry.check_shape(config)
     registry.compute_dtype(config)
     recipe = train_states.Recipe.from_config(config)
+    _check_lazy_regularisation(config)
     optimizers.check(config, differentiable=recipe.unroll_steps > 0)
     hosts.local_batch_layout(config.batch_size)
     _check_sweep(config)

@@ -405,14 +405,15 @@ def test_plots_draw_whatever_the_run_logged(tmp_path):
         name: float(step) for name in (
             'd_loss', 'g_loss', 'critic_real', 'critic_fake',
             'critic_fake_after', 'wasserstein', 'gradient_penalty',
-            'grad_norm', 'r1_penalty', 'epoch', 'steps_per_sec',
+            'grad_norm', 'r1_penalty', 'ada_p', 'aux_loss', 'epoch',
+            'steps_per_sec',
             'classifier_fd', 'classifier_fd_raw', 'classifier_kid_raw',
             'classifier_kid_raw_std')})
   writer.close()
   series = metrics_file.read(str(tmp_path))
   assert [title for title, _ in plots._training_panels(series)] == [  # pylint: disable=protected-access
       'Losses', 'Critic outputs', 'Wasserstein estimate', 'Gradient penalty',
-      'r1_penalty']
+      'R1 / R2 penalties', 'ADA', 'aux_loss']
   assert plots._metric_names(series) == [  # pylint: disable=protected-access
       'classifier_fd', 'classifier_fd_raw', 'classifier_kid_raw']
   written = plots.write_plots(str(tmp_path))

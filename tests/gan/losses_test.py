@@ -112,3 +112,19 @@ def test_gradient_penalty_matches_closed_forms():
       lambda x: jnp.sum(x ** 2, axis=(1, 2, 3)), real, fake, weights)
   assert float(norm) == pytest.approx(norms.mean(), rel=1e-5)
   assert float(penalty) == pytest.approx(np.mean((norms - 1) ** 2), rel=1e-5)
+
+
+def test_gradient_norm_penalty_matches_closed_forms():
+  """R1/R2's E[||grad D(x)||^2]: ||w||^2 for a linear D w.x; for the
+  quadratic D sum(a x^2), the mean over images of ||2 a x||^2."""
+  rng = np.random.default_rng(0)
+  images = rng.normal(size=(5, 4, 4, 3)).astype(np.float32)
+  w = rng.normal(size=(4, 4, 3)).astype(np.float32)
+  assert float(losses.gradient_norm_penalty(
+      lambda x: jnp.sum(x * w, axis=(1, 2, 3)), images)) == pytest.approx(
+          np.sum(w ** 2), rel=1e-5)
+  a = rng.uniform(size=(4, 4, 3)).astype(np.float32)
+  expected = np.mean(np.sum((2 * a * images) ** 2, axis=(1, 2, 3)))
+  assert float(losses.gradient_norm_penalty(
+      lambda x: jnp.sum(a * x ** 2, axis=(1, 2, 3)), images)) == (
+          pytest.approx(expected, rel=1e-5))

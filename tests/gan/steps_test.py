@@ -8,6 +8,7 @@ from flax import linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from dcgan_jax.gan import ema
@@ -421,7 +422,8 @@ def test_recomputed_statistics_agree_on_1_and_4_devices():
 @pytest.mark.parametrize('objective,d_norm,recipe', [
     ('minimax', 'batch', {'label_smoothing': 0.1}),
     ('wgan_gp', 'layer', {'n_critic': 2}),
-    ('hinge', 'none', {'unroll_steps': 1, 'ema_decay': 0.5}),
+    ('hinge', 'none', {'unroll_steps': 1, 'ema_decay': 0.5,
+                       'r1_gamma': 1.0, 'r2_gamma': 0.5}),
     ('least_squares', 'batch', {}),
 ])
 def test_every_objective_agrees_on_1_and_4_devices(objective, d_norm, recipe):
@@ -453,10 +455,52 @@ def test_every_objective_agrees_on_1_and_4_devices(objective, d_norm, recipe):
               else {'critic_real', 'critic_fake', 'critic_fake_after'})
   if objective == 'wgan_gp':
     expected |= {'wasserstein', 'gradient_penalty', 'grad_norm'}
+  if recipe.uses_r1:
+    expected |= {'r1_penalty', 'r2_penalty'}
   assert set(jit_metrics) == expected | {'d_loss', 'g_loss'}
   for key in jit_metrics:
     np.testing.assert_allclose(pmap_metrics[key][0], jit_metrics[key],
                                atol=1e-5, rtol=1e-5)
+
+
+class _LinearD(nn.Module):
+  """D(x) = w.x: its input gradient is w for every image."""
+
+  @nn.compact
+  def __call__(self, x, train=True, axis_name=None):
+    del train, axis_name
+    return nn.Dense(1, use_bias=False)(x.reshape(x.shape[0], -1))[:, 0]
+
+
+def test_lazy_r1_and_r2_every_kth_d_update_scaled_by_k():
+  """With D(x) = w.x, R1 and R2 are each gamma / 2 ||w||^2, with gradient
+  gamma w; every third D update adds 3 times both, the others nothing (an
+  SGD step shows the gradient)."""
+  config, _, g_state, _ = _recipe_states(d_norm='none')
+  batch, rng = _batch(config), jax.random.key(1)
+  params = _LinearD().init(jax.random.key(2), batch)['params']
+  lr = 0.1
+  d0 = train_states.TrainState.create(apply_fn=_LinearD().apply,
+                                      params=params, tx=optax.sgd(lr))
+  w = params['Dense_0']['kernel']
+  squared_norm = float(jnp.sum(w ** 2))
+  r1_gamma, r2_gamma = 2.0, 0.5
+  lazy = train_states.Recipe(r1_gamma=r1_gamma, r2_gamma=r2_gamma,
+                             reg_every=3)
+  for step, scale in ((0, 3), (1, 0), (2, 0), (3, 3)):
+    d = d0.replace(step=jnp.asarray(step, jnp.int32))
+    plain_d, plain = jax.jit(steps.d_step)(g_state, d, batch, rng)
+    lazy_d, metrics = jax.jit(functools.partial(steps.d_step, recipe=lazy))(
+        g_state, d, batch, rng)
+    for name, gamma in (('r1_penalty', r1_gamma), ('r2_penalty', r2_gamma)):
+      assert float(metrics[name]) == pytest.approx(
+          scale * gamma / 2 * squared_norm, rel=1e-5, abs=1e-12)
+    assert float(metrics['d_loss'] - plain['d_loss']) == pytest.approx(
+        scale * (r1_gamma + r2_gamma) / 2 * squared_norm, rel=1e-4, abs=1e-6)
+    np.testing.assert_allclose(
+        lazy_d.params['Dense_0']['kernel'],
+        plain_d.params['Dense_0']['kernel'] - lr * scale * (
+            r1_gamma + r2_gamma) * w, rtol=1e-5, atol=1e-7)
 
 
 def test_d_norm_choices_and_their_state():
@@ -471,8 +515,18 @@ def test_d_norm_choices_and_their_state():
 
 def test_bad_recipes_fail_naming_the_key():
   for overrides, message in [
-      ({'objective': 'wgan_gp'}, r"needs config.model.d_norm = 'layer' or "
-       r"'none', not 'batch': the gradient penalty"),
+      ({'objective': 'wgan_gp'}, r"config.objective='wgan_gp' needs a D "
+       r"without BatchNorm \(config.model.d_norm = 'layer', 'none' or "
+       r"'spectral', not 'batch'\): the penalty constrains"),
+      ({'r1_gamma': 1.0, 'r2_gamma': 1.0}, r'config.r1_gamma and '
+       'config.r2_gamma needs a D without BatchNorm'),
+      ({'objective': 'wgan_gp', 'model': {'d_norm': 'none'}, 'r1_gamma': 1.0},
+       r"not to config.objective='wgan_gp': it has its own gradient penalty"),
+      ({'objective': 'least_squares', 'model': {'d_norm': 'none'},
+        'r2_gamma': 1.0}, r"not to config.objective='least_squares': R1/R2 "
+       'were derived for those losses'),
+      ({'r1_gamma': -1.0}, r'config.r1_gamma=-1.0 must be >= 0'),
+      ({'reg_every': 0}, r'config.reg_every=0 must be an integer >= 1'),
       ({'objective': 'wgn'}, r"config.objective='wgn' is not known; choose "
        'one of non_saturating, minimax, wgan_gp'),
       ({'model': {'d_norm': 'group'}}, r"config.model.d_norm='group' is not "
@@ -516,6 +570,7 @@ def _model_states(name, objective, batch_size=16, **overrides):
     ('keras_dcgan', 'wgan_gp', {'optim': {'name': 'rmsprop'},
                                 'd_joint_batch': True}),
     ('mlp', 'hinge', {'model': {'d_dropout': 0.2}, 'ema_decay': 0.5}),
+    # Spectral normalisation, R1 and ADA: tests/gan/ada_test.py.
 ])
 def test_every_model_agrees_on_1_and_4_devices(name, objective, overrides):
   """Dropout, the joint batch and each model's normalisation act on the
@@ -599,12 +654,12 @@ def test_joint_batch_normalises_real_and_fake_together():
                             train=True, mutable=['batch_stats'])
   d_update = jax.jit(steps._d_update, static_argnums=(4, 5))  # pylint: disable=protected-access
   _, metrics = d_update(d_state, real, fake, None, recipe, None,
-                        jax.random.key(0))
+                        jax.random.key(0), jax.random.key(2))
   np.testing.assert_allclose(metrics['d_loss'],
                              objective.d_loss(out[:16], out[16:], 0.0),
                              rtol=1e-5)
   _, separate = d_update(d_state, real, fake, None, train_states.Recipe(), None,
-                         jax.random.key(0))
+                         jax.random.key(0), jax.random.key(2))
   assert abs(float(separate['d_loss'] - metrics['d_loss'])) > 1e-3
   # G's loss scores its images inside a joint batch with real ones.
   _, g_metrics = jax.jit(functools.partial(steps.g_step, recipe=recipe),

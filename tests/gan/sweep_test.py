@@ -97,9 +97,9 @@ def test_members_are_the_product_of_the_axes_and_the_seeds():
   assert single.data.seed == 0 and sweep.members(single) is None
 
 
-def test_swept_hyperparameters_give_each_member_its_single_run():
-  config = _axes_config(seeds='1')
-  config.sweep.lr_g = '3e-4'  # One value, still traced: not the base 2e-4.
+def _sweep_run(config):
+  """(g_states, d_states, metrics) of config's sweep after the batches,
+  its swept values traced."""
   g_states, d_states = sweep.create_member_states(config)
   _, step_keys = sweep.member_keys([m['seed'] for m in sweep.members(config)])
   step = jax.jit(functools.partial(
@@ -107,6 +107,13 @@ def test_swept_hyperparameters_give_each_member_its_single_run():
       recipe=train_states.Recipe.from_config(sweep.member_config(config, 0))))
   for batch in _batches(config):
     g_states, d_states, metrics = step(g_states, d_states, batch, step_keys)
+  return g_states, d_states, metrics
+
+
+def test_swept_hyperparameters_give_each_member_its_single_run():
+  config = _axes_config(seeds='1')
+  config.sweep.lr_g = '3e-4'  # One value, still traced: not the base 2e-4.
+  g_states, d_states, metrics = _sweep_run(config)
   # Member 1: lr_g 3e-4 and gp_weight 10, against member 0's 1.
   single = sweep.member_config(config, 1)
   assert (single.optim.lr_g, single.gp_weight) == (3e-4, 10.0)
@@ -116,3 +123,23 @@ def test_swept_hyperparameters_give_each_member_its_single_run():
   _assert_close((sweep.single_run_state(g_state),
                  sweep.single_run_state(d_state), sweep.member(metrics, 1)),
                 expected)
+
+
+def test_a_swept_r1_gamma_gives_each_member_its_single_run():
+  """gamma 0 and 5 for R1, every second D update: traced, the member of 0
+  computes a zero penalty, its single run none."""
+  config = tiny_config(batch_size=8)
+  config.objective = 'hinge'
+  config.model.d_norm = 'none'
+  config.reg_every = 2
+  config.sweep = {'r1_gamma': '0,5'}
+  g_states, d_states, metrics = _sweep_run(config)
+  for k in (0, 1):
+    single = sweep.member_config(config, k)
+    assert single.r1_gamma == 5.0 * k
+    g_state, d_state, single_metrics = _single_run(
+        single, single.seed, train_states.Recipe.from_config(single))
+    _assert_close(sweep.member((g_states, d_states), k), (g_state, d_state))
+    for name, value in single_metrics.items():
+      np.testing.assert_allclose(metrics[name][k], value, atol=1e-5)
+  assert float(metrics['r1_penalty'][0]) == 0.0

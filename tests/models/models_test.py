@@ -149,10 +149,28 @@ def test_original_architectures_have_their_parameter_counts():
   assert _count(d_state.params) == sum(d_layers) == 2_766_529
 
 
-@pytest.mark.parametrize('name', ['dcgan', 'dcgan_upsample', 'keras_dcgan',
-                                  'mlp'])
+def test_the_standard_cnn_has_the_papers_layers():
+  """Miyato et al. 2018, table 3, at 32x32x3 with z of 128."""
+  g_state, d_state = _shapes(_model_config('sngan_cnn', 32, 3, width=64,
+                                           nz=128, d_norm='spectral'))
+  g_layers = [128 * 4 * 4 * 512 + 4 * 4 * 512, 2 * 512]  # Dense, BatchNorm.
+  for c in (256, 128, 64):  # 4x4 stride-2 transposed convs, BatchNorm.
+    g_layers += [16 * 2 * c * c, 2 * c]
+  g_layers.append(9 * 64 * 3 + 3)  # 3x3 conv to RGB.
+  assert _count(g_state.params) == sum(g_layers) == 3_812_931
+  d_layers, inputs = [], 3
+  for i, c in enumerate((64, 64, 128, 128, 256, 256, 512)):
+    d_layers.append((16 if i % 2 else 9) * inputs * c + c)  # With biases.
+    inputs = c
+  d_layers.append(4 * 4 * 512 + 1)
+  assert _count(d_state.params) == sum(d_layers) == 2_935_873
+  assert len(_spectral_state(d_state.batch_stats)) == 8
+
+
+@pytest.mark.parametrize('name', sorted(registry.MODELS))
 def test_every_model_builds_every_supported_shape(name):
-  sizes = {'keras_dcgan': (28, 32, 64, 128), 'mlp': (28, 32, 64, 128, 48)}
+  sizes = {'keras_dcgan': (28, 32, 64, 128), 'mlp': (28, 32, 64, 128, 48),
+           'sngan_cnn': (32, 48, 64)}
   for image_size in sizes.get(name, tuple(models.ARCHITECTURES)):
     for channels in registry.SUPPORTED_CHANNELS:
       config = _model_config(name, image_size, channels)
@@ -172,7 +190,8 @@ def test_every_model_builds_every_supported_shape(name):
 
 
 @pytest.mark.parametrize('name,image_size,channels', [
-    ('dcgan_upsample', 28, 1), ('keras_dcgan', 32, 3), ('mlp', 28, 1)])
+    ('dcgan_upsample', 28, 1), ('keras_dcgan', 32, 3), ('mlp', 28, 1),
+    ('sngan_cnn', 32, 3)])
 def test_every_model_ranges_and_bfloat16(name, image_size, channels):
   config = _model_config(name, image_size, channels)
   g_state, d_state = jax.jit(
@@ -208,7 +227,7 @@ def test_every_model_ranges_and_bfloat16(name, image_size, channels):
 def test_model_choices_fail_at_start_naming_the_known_values():
   for model, message in [
       ({'name': 'resnet'}, r"config.model.name='resnet' is not known; choose "
-       'one of dcgan, dcgan_upsample, keras_dcgan, mlp'),
+       'one of dcgan, dcgan_upsample, keras_dcgan, mlp, sngan_cnn'),
       ({'name': 'dcgan_upsample', 'upsample': 'cubic'},
        r"config.model.upsample='cubic' is not known; choose one of nearest, "
        'bilinear'),
@@ -434,3 +453,81 @@ def test_other_platforms_get_xla_ordinary_convolutions(monkeypatch):
   assert any('tensor<64x16xf32>' in line for line in cpu_matmuls)
   # Winograd: one convolution's 9 matmuls share one signature.
   assert max(collections.Counter(cpu_matmuls).values()) >= 9
+
+
+def _spectral_state(batch_stats):
+  """{kernel path under params: (u, sigma)} of spectral normalisation."""
+  found = {}
+  for module in batch_stats.values():
+    for name, value in module.items():
+      *kernel, leaf = name.split('/')
+      if leaf in ('u', 'sigma'):
+        found.setdefault(tuple(kernel), {})[leaf] = value
+  return found
+
+
+def _kernel(params, path):
+  for key in path:
+    params = params[key]
+  return np.asarray(params)
+
+
+@pytest.mark.parametrize('name', sorted(registry.MODELS))
+def test_spectral_norm_covers_every_weight_matrix_of_every_model(name):
+  """d_norm='spectral' and g_spectral: a power-iteration vector for each
+  kernel of G and D (not BatchNorm's or LayerNorm's vectors or biases)."""
+  config = _model_config(name, 32, d_norm='spectral', g_spectral=True)
+  for state in _shapes(config):
+    kernels = {tuple(p.key for p in path)
+               for path, leaf in jax.tree_util.tree_flatten_with_path(
+                   state.params)[0] if len(leaf.shape) >= 2}
+    assert set(_spectral_state(state.batch_stats)) == kernels
+  d_state = _shapes(config)[1]
+  assert not layers.has_batch_norm(d_state.batch_stats)
+  assert not any('Norm' in key for key in d_state.params['network'])
+
+
+def test_spectrally_normalised_kernels_have_largest_singular_value_one():
+  """After power iterations in training passes, each kept sigma is the
+  kernel's largest singular value (numpy's SVD of the kernel reshaped to
+  (inputs, outputs)) to 1e-3, and D computes with kernel / sigma: its
+  output is the plain D's with each kernel divided by that value."""
+  config = _model_config('dcgan', d_norm='spectral')
+  _, d_state = train_states.create_train_states(config, jax.random.key(0))
+  images = jax.random.uniform(jax.random.key(1), (4, 28, 28, 1), minval=-1)
+  batch_stats = d_state.batch_stats
+  train_pass = jax.jit(lambda batch_stats: forward.apply_training(
+      d_state, d_state.params, batch_stats, images, None,
+      jax.random.key(2))[1])
+  for _ in range(30):
+    batch_stats = train_pass(batch_stats)
+  normalised = {}
+  for path, state in _spectral_state(batch_stats).items():
+    kernel = _kernel(d_state.params, path)
+    largest = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]),
+                            compute_uv=False)[0]
+    assert float(state['sigma']) == pytest.approx(largest, rel=1e-3), path
+    assert np.linalg.svd((kernel / float(state['sigma'])).reshape(
+        -1, kernel.shape[-1]), compute_uv=False)[0] == pytest.approx(
+            1.0, abs=1e-3)
+    normalised[path[1:]] = kernel / largest
+  plain = config.copy_and_resolve_references()
+  plain.model.d_norm = 'none'
+  _, plain_d = registry.create_models(plain)
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, x: normalised.get(tuple(p.key for p in path), x),
+      d_state.params['network'])
+  out = d_state.apply_fn({'params': d_state.params,
+                          'batch_stats': batch_stats}, images, train=False)
+  np.testing.assert_allclose(
+      out, plain_d.apply({'params': params}, images, train=False),
+      rtol=2e-3, atol=1e-5)
+
+
+def test_bad_spectral_settings_are_named():
+  with pytest.raises(ValueError, match=r"config.model.g_spectral='yes' must "
+                     'be True or False'):
+    registry.create_models(_model_config('dcgan', g_spectral='yes'))
+  with pytest.raises(ValueError, match='choose one of batch, layer, none, '
+                     'spectral'):
+    registry.create_models(_model_config('dcgan', d_norm='sn'))

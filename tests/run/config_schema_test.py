@@ -31,7 +31,7 @@ from tests.conftest import REPO
     ('data.max_bad_fraction', 2.0, r'config.data.max_bad_fraction=2.0 must '
      r'be in \[0, 1\]'),
     ('model.name', 'dcgann', r"config.model.name='dcgann' is not known; "
-     r'choose one of dcgan, dcgan_upsample, keras_dcgan, mlp\.'),
+     r'choose one of dcgan, dcgan_upsample, keras_dcgan, mlp, sngan_cnn\.'),
     ('objective', 'wgan', r"config.objective='wgan' is not known; choose one "
      r'of non_saturating, minimax, wgan_gp, hinge, least_squares\.'),
     ('optim.name', 'sgd', r"config.optim.name='sgd' is not known; choose one "
@@ -49,6 +49,10 @@ from tests.conftest import REPO
     ('sweep.gp_weight', '1,10', r"config.sweep.gp_weight: "
      r"config.objective='non_saturating' has no gradient penalty"),
     ('data.seed', -2, r'config.data.seed=-2 must be >= 0, or -1'),
+    ('reg_every', 4, r'config.reg_every=4 schedules the R1 and R2 '
+     'penalties, and both are off'),
+    ('sweep.r1_gamma', '0,1', r'config.r1_gamma needs a D without BatchNorm'
+     r".* \(sweep member 1: \{'r1_gamma': 1.0\}\)"),
 ])
 def test_validate_refuses_values_a_run_cannot_use(key, value, message):
   config = load_config('test')
@@ -120,7 +124,7 @@ def test_old_configs_gain_added_keys_and_renamed_ones():
      'objective cannot be a sweep axis (it changes the program, or is not a '
      'number a step can take per member); train a run or sweep per value. '
      'The axes: sweep.seeds, sweep.lr_g, sweep.lr_d, sweep.ema_decay, '
-     'sweep.gp_weight.'),
+     'sweep.gp_weight, sweep.r1_gamma, sweep.r2_gamma.'),
 ])
 def test_config_flag_mistakes_are_one_sentence(argv, message, monkeypatch):
   monkeypatch.chdir(REPO)
