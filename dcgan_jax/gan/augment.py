@@ -30,6 +30,10 @@ import jax.numpy as jnp
 
 from dcgan_jax import choices
 
+# The paper's code's sizes, as fractions of the image side.
+TRANSLATION = 0.125
+CUTOUT = 0.5
+
 def brightness(key: jax.Array, x: jax.Array) -> jax.Array:
   return x + (jax.random.uniform(key) - 0.5)
 
@@ -48,7 +52,7 @@ def _pixels(size: int, fraction: float) -> int:
   return int(size * fraction + 0.5)
 
 
-def translation(key: jax.Array, x: jax.Array, ratio: float = 0.125
+def translation(key: jax.Array, x: jax.Array, ratio: float = TRANSLATION
                 ) -> jax.Array:
   """x shifted by (dy, dx) in [-s, s]^2 whole pixels, s = ratio of the
   side: out[i, j] = x[i + dy, j + dx], 0 outside x."""
@@ -62,7 +66,7 @@ def translation(key: jax.Array, x: jax.Array, ratio: float = 0.125
                            (height, width, channels))
 
 
-def cutout(key: jax.Array, x: jax.Array, ratio: float = 0.5) -> jax.Array:
+def cutout(key: jax.Array, x: jax.Array, ratio: float = CUTOUT) -> jax.Array:
   """x with a square of side `ratio` of the image's set to 0, its centre
   drawn anywhere in the image (clipped at the border)."""
   height, width, _ = x.shape
@@ -117,8 +121,8 @@ def per_image(images: jax.Array, key: jax.Array,
   return jax.vmap(one)(first + jnp.arange(rows), images)
 
 
-def policy_ops(policy: str, translation_ratio: float = 0.125,
-               cutout_ratio: float = 0.5
+def policy_ops(policy: str, translation_ratio: float = TRANSLATION,
+               cutout_ratio: float = CUTOUT
                ) -> list[Callable[[jax.Array, jax.Array], jax.Array]]:
   """The policy's ops(key, image), in order, for `per_image`."""
   ratios = {translation: translation_ratio, cutout: cutout_ratio}
@@ -127,7 +131,8 @@ def policy_ops(policy: str, translation_ratio: float = 0.125,
 
 
 def augment(images: jax.Array, key: jax.Array, policy: str,
-            translation_ratio: float = 0.125, cutout_ratio: float = 0.5,
+            translation_ratio: float = TRANSLATION,
+            cutout_ratio: float = CUTOUT,
             axis_name: Optional[str] = None) -> jax.Array:
   """This device's images (B, H, W, C) through the policy's ops, each image
   with its own draws (`per_image`)."""

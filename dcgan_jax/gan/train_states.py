@@ -92,8 +92,8 @@ class Recipe:
   r2_gamma: float = 0.0
   reg_every: int = 1
   augment_policy: str = ''
-  augment_translation: float = 0.125
-  augment_cutout: float = 0.5
+  augment_translation: float = augment.TRANSLATION
+  augment_cutout: float = augment.CUTOUT
   ada: bool = False
   ada_target: float = ada_lib.TARGET
   ada_interval: int = ada_lib.INTERVAL

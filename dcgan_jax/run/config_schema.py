@@ -14,6 +14,8 @@ from typing import Any, Callable, Iterable
 import ml_collections
 
 from dcgan_jax.evaluation import metrics
+from dcgan_jax.gan import ada
+from dcgan_jax.gan import augment
 from dcgan_jax.gan import optimizers
 from dcgan_jax.gan import sweep
 from dcgan_jax.gan import train_states
@@ -37,10 +39,11 @@ ADDED_KEYS = {**{f'model.{k}': v for k, v in registry.MODEL_DEFAULTS.items()},
               'eval.resize': 'pytorch', 'eval.reference_stats': '',
               'trackers': '', 'ema_stats_batches': 16, 'data.seed': -1,
               'r1_gamma': 0.0, 'r2_gamma': 0.0, 'reg_every': 1,
-              'augment.policy': '', 'augment.translation': 0.125,
-              'augment.cutout': 0.5, 'augment.ada': False,
-              'augment.ada_target': 0.6, 'augment.ada_interval': 4,
-              'augment.ada_kimg': 500.0,
+              'augment.policy': '', 'augment.translation': augment.TRANSLATION,
+              'augment.cutout': augment.CUTOUT, 'augment.ada': False,
+              'augment.ada_target': ada.TARGET,
+              'augment.ada_interval': ada.INTERVAL,
+              'augment.ada_kimg': ada.KIMG,
               **{f'sweep.{name}': '' for name in ('seeds', *sweep.AXES)},
               'sweep.own_data': False}
 # Keys renamed since runs were saved: old name -> new name.
