@@ -19,48 +19,45 @@ TensorFlow; only the input pipeline, evaluation, logging and the loop do.
 The layers and what each may import: docs/architecture.md.
 """
 
-from dcgan_jax.gan.augment import augment
-from dcgan_jax.gan.ema import recompute_ema_batch_stats
-from dcgan_jax.gan.ema import update_ema
-from dcgan_jax.gan.forward import generate
-from dcgan_jax.gan.losses import gradient_norm_penalty
-from dcgan_jax.gan.losses import gradient_penalty
-from dcgan_jax.gan.losses import Objective
-from dcgan_jax.gan.losses import OBJECTIVES
-from dcgan_jax.gan.noise import image_z
-from dcgan_jax.gan.noise import sample_z
-from dcgan_jax.gan.steps import d_step
-from dcgan_jax.gan.steps import g_step
-from dcgan_jax.gan.steps import train_step
-from dcgan_jax.gan.train_states import create_train_states
-from dcgan_jax.gan.train_states import GeneratorState
-from dcgan_jax.gan.train_states import Recipe
-from dcgan_jax.gan.train_states import start_ema
-from dcgan_jax.gan.train_states import TrainState
-from dcgan_jax.models import create_models
-from dcgan_jax.models import MODELS
-from dcgan_jax.models.layers import SpectrallyNormalized
+import importlib
+from typing import Any
 
-__all__ = [
-    'augment',
-    'create_models',
-    'create_train_states',
-    'd_step',
-    'g_step',
-    'generate',
-    'GeneratorState',
-    'gradient_norm_penalty',
-    'gradient_penalty',
-    'image_z',
-    'MODELS',
-    'Objective',
-    'OBJECTIVES',
-    'Recipe',
-    'recompute_ema_batch_stats',
-    'sample_z',
-    'SpectrallyNormalized',
-    'start_ema',
-    'train_step',
-    'TrainState',
-    'update_ema',
-]
+# Each name is imported where it lives on first use, so that importing a
+# submodule (`dcgan_jax.cpu.runtime`, before the training program restarts
+# itself) does not import jax, flax and optax with the package.
+_MODULES = {
+    'augment': 'dcgan_jax.gan.augment',
+    'create_models': 'dcgan_jax.models',
+    'create_train_states': 'dcgan_jax.gan.train_states',
+    'd_step': 'dcgan_jax.gan.steps',
+    'g_step': 'dcgan_jax.gan.steps',
+    'generate': 'dcgan_jax.gan.forward',
+    'GeneratorState': 'dcgan_jax.gan.train_states',
+    'gradient_norm_penalty': 'dcgan_jax.gan.losses',
+    'gradient_penalty': 'dcgan_jax.gan.losses',
+    'image_z': 'dcgan_jax.gan.noise',
+    'MODELS': 'dcgan_jax.models',
+    'Objective': 'dcgan_jax.gan.losses',
+    'OBJECTIVES': 'dcgan_jax.gan.losses',
+    'Recipe': 'dcgan_jax.gan.train_states',
+    'recompute_ema_batch_stats': 'dcgan_jax.gan.ema',
+    'sample_z': 'dcgan_jax.gan.noise',
+    'SpectrallyNormalized': 'dcgan_jax.models.layers',
+    'start_ema': 'dcgan_jax.gan.train_states',
+    'train_step': 'dcgan_jax.gan.steps',
+    'TrainState': 'dcgan_jax.gan.train_states',
+    'update_ema': 'dcgan_jax.gan.ema',
+}
+__all__ = sorted(_MODULES, key=str.lower)
+
+
+def __getattr__(name: str) -> Any:
+  if name not in _MODULES:
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+  value = getattr(importlib.import_module(_MODULES[name]), name)
+  globals()[name] = value
+  return value
+
+
+def __dir__() -> list[str]:
+  return sorted({*globals(), *_MODULES})

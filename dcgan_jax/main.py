@@ -17,7 +17,6 @@ import os
 import sys
 
 from dcgan_jax.cpu import runtime
-from dcgan_jax.run import cli
 
 if __name__ == '__main__':
   # Before jax is imported: the restart is cheap now, and the tunable must be
@@ -34,6 +33,7 @@ from ml_collections import config_flags
 from dcgan_jax.data import input_pipeline
 from dcgan_jax.data import sources
 from dcgan_jax.run import checkpoint
+from dcgan_jax.run import cli
 from dcgan_jax.run import loop
 
 FLAGS = flags.FLAGS

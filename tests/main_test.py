@@ -1,6 +1,7 @@
 """End to end: every config trains a step under mock TFDS data, the CLIs run,
 and the README's research snippet runs as written."""
 
+import functools
 import glob
 import importlib
 import os
@@ -15,6 +16,7 @@ import pytest
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from dcgan_jax.gan import train_states
 from dcgan_jax.run import checkpoint
 from dcgan_jax.run import config_schema
 from dcgan_jax.run import loop
@@ -62,7 +64,13 @@ def test_config_has_every_documented_key(name):
   config_schema.validate(config)
 
 
-@pytest.mark.parametrize('name', CONFIGS)
+# The configs whose programs compile longest run with the slow tests.
+SLOW_CONFIGS = ('celeba', 'mnist_unrolled', 'small_data', 'sngan_cifar10')
+
+
+@pytest.mark.parametrize('name', [
+    pytest.param(name, marks=pytest.mark.slow) if name in SLOW_CONFIGS
+    else name for name in CONFIGS])
 def test_one_step_run_then_sample(name, tmp_path):
   config = load_config(name)
   # The config's data shape and recipe as they are, networks 16 wide (full
@@ -178,9 +186,14 @@ def test_readme_snippet_runs_as_written():
 
 def test_gan_models_sampling_and_evaluation_import_without_tensorflow():
   """Every module of the gan/, models/ and cpu/ layers, the public API, and
-  what sampling and evaluation need."""
+  what sampling and evaluation need; what the training program imports
+  before it restarts itself does not import jax either."""
   code = ('import importlib, pkgutil, sys\n'
+          'import dcgan_jax.cpu.runtime\n'
+          'assert "jax" not in sys.modules, "jax was imported"\n'
           'import dcgan_jax, dcgan_jax.gan, dcgan_jax.models, dcgan_jax.cpu\n'
+          'for name in dcgan_jax.__all__:\n'
+          '  getattr(dcgan_jax, name)\n'
           'for package in (dcgan_jax.gan, dcgan_jax.models, dcgan_jax.cpu):\n'
           '  for module in pkgutil.iter_modules(package.__path__):\n'
           '    importlib.import_module(f"{package.__name__}.{module.name}")\n'
@@ -227,6 +240,20 @@ def test_resumed_run_ends_where_an_uninterrupted_run_does(tmp_path, recipe):
     np.testing.assert_array_equal(a, b)
   if config.augment.ada:
     assert 0 < float(resumed[1].ada.p) < 1
+
+
+def test_a_resumed_run_reuses_the_compiled_step_of_a_fresh_one(tmp_path):
+  """Restored states have the types of new ones: a weakly typed new step
+  count made every resumed run compile its step a second time."""
+  config = load_config('test')
+  states = train_states.create_train_states(config, jax.random.key(0))
+  manager = checkpoint.create_manager(str(tmp_path))
+  checkpoint.save(manager, 1, *states, jax.random.key(0), config)
+  checkpoint.wait(manager)
+  restored = checkpoint.restore(manager, 1, *states, jax.random.key(0))[:2]
+  types = functools.partial(jax.tree.map, lambda x: jax.typeof(
+      jax.device_put(x)).update(sharding=None))
+  assert types(restored) == types(states)
 
 
 def test_command_line_modules_import_together():

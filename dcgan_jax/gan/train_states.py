@@ -276,7 +276,11 @@ def create_train_states(
         tx=optimizers.create_optimizer(config, config.optim.lr_d,
                                        differentiable=recipe.unroll_steps > 0),
         ada=ada_lib.State.create() if recipe.ada else None)
-    return g_state, d_state
+    # flax starts `step` at a Python 0, a weakly typed int32 out of jit; a
+    # restored checkpoint's is strongly typed, and a resumed run would
+    # compile its step again.
+    step = jnp.zeros((), jnp.int32)
+    return g_state.replace(step=step), d_state.replace(step=step)
 
   # One compiled program: run op by op, initialisation would compile and
   # keep hundreds of small programs (seconds, and hundreds of MB). It runs

@@ -137,20 +137,15 @@ def test_config_flag_mistakes_are_one_sentence(argv, message, monkeypatch):
   assert str(exit_info.value).startswith(message)
 
 
-@pytest.mark.parametrize('override, message', [
-    ('--config.optim.lrg=1e-4', 'Error: config.optim.lrg is not a config '
-     'key; the closest known keys: optim.lr_g, optim.lr_d'),
-    ('--config.optim.lr_g=-1', 'Error: config.optim.lr_g=-1.0 must be '
-     'positive.'),
-])
-def test_a_config_mistake_ends_the_command_without_a_traceback(
-    tmp_path, override, message):
+def test_a_config_mistake_ends_the_command_without_a_traceback(tmp_path):
+  """A value the schema refuses, raised inside main; the flag parser's own
+  errors: test_config_flag_mistakes_are_one_sentence."""
   result = subprocess.run(
       [sys.executable, '-m', 'dcgan_jax.main', '--config=configs/test.py',
-       f'--workdir={tmp_path}', override],
+       f'--workdir={tmp_path}', '--config.optim.lr_g=-1'],
       cwd=REPO, capture_output=True, text=True, timeout=300,
       env=dict(os.environ, JAX_PLATFORMS='cpu'))
   assert result.returncode == 1
-  assert message in result.stderr
+  assert 'Error: config.optim.lr_g=-1.0 must be positive.' in result.stderr
   assert 'Traceback' not in result.stderr + result.stdout
   assert not os.listdir(tmp_path)  # Refused before the run wrote anything.

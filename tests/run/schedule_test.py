@@ -1,5 +1,9 @@
 """The training loop's periodic decisions."""
 
+import os
+import signal
+import threading
+
 import ml_collections
 
 from dcgan_jax.run import schedule
@@ -43,3 +47,15 @@ def test_from_config_evaluates_per_epoch_or_not_at_all():
   assert _steps(plan, 'evaluate') == [5, 10, 15, 20]
   plan = schedule.Schedule.from_config(config, 20, 7, evaluating=False)
   assert _steps(plan, 'evaluate') == []
+
+
+def test_sigterm_and_sigint_ask_to_stop_then_the_handlers_are_restored():
+  # Signals go to the main thread, where pytest runs this.
+  assert threading.current_thread() is threading.main_thread()
+  before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+  for signum in before:
+    with schedule.StopOnSignal() as stop:
+      assert stop.signal_name is None
+      os.kill(os.getpid(), signum)
+      assert stop.signal_name == signal.Signals(signum).name
+    assert {s: signal.getsignal(s) for s in before} == before
